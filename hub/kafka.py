@@ -1,0 +1,119 @@
+"""Thin Kafka adapter: client settings, topic creation, publishing and reading events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from hub.codec import Codec
+from hub.events import Event
+from hub.headers import envelope_headers
+from hub.settings import Settings
+from hub.topics import nrm_events
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection options shared by every client; SASL only when configured."""
+    options: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
+
+
+@dataclass(frozen=True)
+class TopicsReport:
+    created: tuple[str, ...]
+    existing: tuple[str, ...]
+
+
+async def ensure_topics(
+    bootstrap: str,
+    names: Sequence[str],
+    *,
+    partitions: int,
+    replication_factor: int = 1,
+    options: dict[str, Any] | None = None,
+) -> TopicsReport:
+    """Create the topics that are missing; existing ones are left as they are (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
+    await admin.start()
+    try:
+        present = set(await admin.list_topics())
+        missing = [name for name in names if name not in present]
+        if missing:
+            # Another process may create them between our listing and our request.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(name, partitions, replication_factor) for name in missing]
+                )
+        return TopicsReport(created=tuple(missing), existing=tuple(name for name in names if name in present))
+    finally:
+        await admin.close()
+
+
+def producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
+    # Idempotence: a retried send is never written twice.
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **options)
+
+
+async def publish_events(kafka_producer: AIOKafkaProducer, codec: Codec, events: Iterable[Event]) -> int:
+    """Publish each event to its source country's topic, keyed by case id; returns the count."""
+    pending = []
+    for event in events:
+        envelope = event.envelope
+        pending.append(
+            await kafka_producer.send(
+                nrm_events(envelope.source_country.value),
+                codec.encode(event),
+                key=envelope.case_id.encode(),
+                headers=envelope_headers(envelope),
+            )
+        )
+    await asyncio.gather(*pending)
+    return len(pending)
+
+
+async def read_all(
+    bootstrap: str, topics: Sequence[str], *, within: float = 30.0, **options: Any
+) -> list[Any]:
+    """Every committed record now in ``topics``, from the beginning (for demos and tests)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        **options,
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(await consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"read of {', '.join(topics)} did not reach the end offsets")
+            batch = await consumer.getmany(timeout_ms=int(min(remaining, 1.0) * 1000))
+            for messages in batch.values():
+                records.extend(messages)
+        return records
+    finally:
+        await consumer.stop()

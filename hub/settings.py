@@ -1,0 +1,57 @@
+"""Configuration from the environment (prefix ``LINTAS_``, nested keys joined by ``__``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Countries whose national systems publish, and whose focal points receive, by default: the ASEAN
+#: member states and the partner countries of the corridors shipped with Lintas.
+DEFAULT_COUNTRIES = (
+    "BN",
+    "KH",
+    "ID",
+    "LA",
+    "MY",
+    "MM",
+    "PH",
+    "SG",
+    "TH",
+    "TL",
+    "VN",
+    "CN",
+    "JP",
+    "KR",
+)
+
+
+def _state_home() -> Path:
+    return Path.home() / ".local" / "state" / "lintas"
+
+
+class TopicSettings(BaseModel):
+    partitions: int = Field(default=6, ge=1, description="Partitions per topic; events are keyed by case id.")
+    replication_factor: int = Field(default=1, ge=1)
+    countries: tuple[str, ...] = DEFAULT_COUNTRIES
+
+
+class LocalBrokerSettings(BaseModel):
+    home: Path = Field(default_factory=lambda: _state_home() / "broker")
+    cache_dir: Path | None = Field(default=None, description="Where Kafka's jars are cached.")
+    start_timeout: float = 90.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LINTAS_", env_nested_delimiter="__", extra="ignore")
+
+    #: An existing Kafka cluster; when unset, the embedded local broker is used.
+    bootstrap_servers: str | None = None
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    topics: TopicSettings = TopicSettings()
+    broker: LocalBrokerSettings = LocalBrokerSettings()
+    log_format: str = Field(default="console", pattern="^(console|json)$")

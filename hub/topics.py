@@ -1,0 +1,45 @@
+"""Topic names: the one place they are made. Never derived from function names."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+DEADLETTER = "lintas.deadletter"
+REGIONAL_STATS = "lintas.regional.stats"
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def _cc(country: str) -> str:
+    if not _COUNTRY.match(country):
+        raise ValueError(f"country code {country!r} is not ISO 3166-1 alpha-2 (two capitals)")
+    return country.lower()
+
+
+def nrm_events(country: str) -> str:
+    """Where a country's national systems publish their events."""
+    return f"lintas.nrm.{_cc(country)}.events"
+
+
+def nrm_receipts(country: str) -> str:
+    """Where a country's national systems learn whether each event was accepted."""
+    return f"lintas.nrm.{_cc(country)}.receipts"
+
+
+def focal_inbox(country: str) -> str:
+    """What partner countries sent to a country's focal points."""
+    return f"lintas.focal.{_cc(country)}.inbox"
+
+
+def alerts(country: str) -> str:
+    return f"lintas.alerts.{_cc(country)}"
+
+
+def country_topics(country: str) -> list[str]:
+    return [nrm_events(country), nrm_receipts(country), focal_inbox(country), alerts(country)]
+
+
+def all_topics(countries: Iterable[str]) -> list[str]:
+    names = [name for country in countries for name in country_topics(country)]
+    return [*names, DEADLETTER, REGIONAL_STATS]

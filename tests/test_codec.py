@@ -1,0 +1,234 @@
+"""The codec: round trips, single-object framing, and a clear error for every kind of bad bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.codec import HEADER_SIZE, MARKER, Codec
+from hub.contract import VictimIdentified
+from hub.errors import InvalidEvent, UndecodableEvent, UnknownSchema
+from hub.events import Event, parse_event
+from tests.strategies import NOW, event_records, events
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return Codec(clock=lambda: NOW)
+
+
+def fisherman(**changes: Any) -> dict[str, Any]:
+    """A Myanmar fisherman identified in Thailand as a presumed victim."""
+    record: dict[str, Any] = {
+        "envelope": {
+            "event_id": "6f1c1f56-7b8e-4c1e-9a55-0d6c3e0b7a11",
+            "event_type": "VictimIdentified",
+            "schema_version": 1,
+            "case_id": "TH-2026-000123",
+            "occurred_at": NOW - timedelta(days=2),
+            "recorded_at": NOW - timedelta(days=1),
+            "source_country": "TH",
+            "source_agency": "TH-DSDW",
+            "destination_country": "MM",
+        },
+        "status": "PossibleVictimOfTrafficking",
+        "identified_on": "2026-11-21",
+        "identifying_agency_type": "LabourInspection",
+        "exploitation_types": ["ForcedLabour"],
+        "labour_sectors": ["Fishing"],
+        "sex": "Male",
+        "age_band": "Adult25To34",
+        "nationality": "MM",
+        "languages": ["my"],
+        "needs": ["Shelter", "MedicalCare"],
+        "reflection_period_start": "2026-11-21",
+        "reflection_period_days": 45,
+        "consent_scope": ["CaseCore", "AssistanceNeeds"],
+        "personal": {"given_names": "Aung", "family_name": None, "documents": [], "contacts": []},
+    }
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        target = record
+        for parent in parents:
+            target = target[parent]
+        if value is _DELETE:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    return record
+
+
+_DELETE = object()
+
+
+def test_encoded_event_decodes_equal(codec: Codec) -> None:
+    event = parse_event(fisherman(), now=NOW)
+
+    data = codec.encode(event)
+
+    assert data[:2] == MARKER
+    assert data[2:HEADER_SIZE] == codec.contract.latest.events["VictimIdentified"].fingerprint
+    assert codec.decode(data) == event
+
+
+@settings(max_examples=300, deadline=None)
+@given(events())
+def test_every_valid_event_round_trips(event: Event) -> None:
+    codec = Codec(clock=lambda: NOW)
+    assert codec.decode(codec.encode(event)) == event
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_records())
+def test_the_same_event_always_encodes_to_the_same_bytes(record: dict[str, Any]) -> None:
+    codec = Codec(clock=lambda: NOW)
+    assert codec.encode(parse_event(record, now=NOW)) == codec.encode(parse_event(record, now=NOW))
+
+
+# -- bad bytes ------------------------------------------------------------------------------------
+
+
+def test_empty_bytes_are_rejected(codec: Codec) -> None:
+    with pytest.raises(UndecodableEvent, match="empty message"):
+        codec.decode(b"")
+
+
+def test_truncated_header_is_rejected(codec: Codec) -> None:
+    data = codec.encode(parse_event(fisherman(), now=NOW))
+    with pytest.raises(UndecodableEvent, match="truncated header"):
+        codec.decode(data[:7])
+
+
+@pytest.mark.parametrize("keep", [HEADER_SIZE, HEADER_SIZE + 3, -1])
+def test_truncated_body_is_rejected(codec: Codec, keep: int) -> None:
+    data = codec.encode(parse_event(fisherman(), now=NOW))
+    with pytest.raises(UndecodableEvent, match=r"truncated body|corrupt body") as caught:
+        codec.decode(data[:keep])
+    assert caught.value.field == "<bytes>"
+
+
+def test_trailing_bytes_are_rejected(codec: Codec) -> None:
+    data = codec.encode(parse_event(fisherman(), now=NOW))
+    with pytest.raises(UndecodableEvent, match="unexpected bytes after the record"):
+        codec.decode(data + b"\x00")
+
+
+def test_wrong_marker_is_rejected(codec: Codec) -> None:
+    data = codec.encode(parse_event(fisherman(), now=NOW))
+    with pytest.raises(UndecodableEvent, match="wrong marker 4f62"):
+        codec.decode(b"Obj\x01" + data[4:])
+
+
+def test_unknown_fingerprint_is_rejected(codec: Codec) -> None:
+    data = codec.encode(parse_event(fisherman(), now=NOW))
+    forged = MARKER + bytes.fromhex("0123456789abcdef") + data[HEADER_SIZE:]
+    with pytest.raises(UnknownSchema, match="0123456789abcdef matches no published schema"):
+        codec.decode(forged)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_never_escape_as_anything_but_invalid_event(data: bytes) -> None:
+    codec = Codec(clock=lambda: NOW)
+    with pytest.raises(InvalidEvent):
+        codec.decode(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events(), st.data())
+def test_corrupted_bodies_fail_with_invalid_event_or_decode_to_a_valid_event(
+    event: Event, data: st.DataObject
+) -> None:
+    codec = Codec(clock=lambda: NOW)
+    encoded = bytearray(codec.encode(event))
+    position = data.draw(st.integers(HEADER_SIZE, len(encoded) - 1))
+    encoded[position] ^= data.draw(st.integers(1, 255))
+    try:
+        decoded = codec.decode(bytes(encoded))
+    except InvalidEvent as error:
+        failure: InvalidEvent | None = error
+    else:
+        failure = None
+        assert type(decoded) is type(event)
+    if failure is not None:
+        assert failure.field
+        assert failure.reason
+
+
+# -- bad fields: each error names the field path and the reason -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [
+        ({"sex": _DELETE}, "sex", "required field is missing"),
+        ({"envelope__case_id": _DELETE}, "envelope.case_id", "required field is missing"),
+        ({"reflection_period_days": "45"}, "reflection_period_days", "valid integer"),
+        ({"envelope__schema_version": 1.5}, "envelope.schema_version", "valid integer"),
+        ({"languages": "my"}, "languages", "valid tuple"),
+        ({"nationality": "XX"}, "nationality", "unknown code 'XX'"),
+        ({"envelope__source_country": "Siam"}, "envelope.source_country", "unknown code 'Siam'"),
+        ({"exploitation_types": ["Slavery"]}, "exploitation_types.0", "unknown code 'Slavery'"),
+        ({"personal__passport": "M1234567"}, "personal.passport", "not part of the contract"),
+        (
+            {"envelope__occurred_at": NOW + timedelta(days=3)},
+            "envelope.occurred_at",
+            "in the future",
+        ),
+        ({"envelope__case_id": "2026/123"}, "envelope.case_id", "is not '<country code>-"),
+        ({"envelope__event_type": "VictimFound"}, "envelope.event_type", "unknown code"),
+        (
+            {"age_band": "UncertainPresumedChild"},
+            "needs",
+            "must include ChildProtection when age_band is UncertainPresumedChild",
+        ),
+        ({"reflection_period_days": 7}, "reflection_period_days", "outside 30..90 days"),
+        (
+            {"envelope__destination_country": "TH"},
+            "envelope.destination_country",
+            "the source country itself",
+        ),
+    ],
+)
+def test_bad_fields_raise_invalid_event_naming_field_and_reason(
+    changes: dict[str, Any], field: str, reason: str
+) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(fisherman(**changes), now=NOW)
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+    assert str(caught.value).startswith(f"{field}: ")
+
+
+def test_a_presumed_child_with_child_protection_is_valid() -> None:
+    event = parse_event(
+        fisherman(age_band="UncertainPresumedChild", needs=["Shelter", "ChildProtection"]), now=NOW
+    )
+    assert isinstance(event, VictimIdentified)
+
+
+def test_decoding_applies_the_same_rules_as_parsing(codec: Codec) -> None:
+    """Bytes written by a system whose clock runs days ahead are refused on decode too."""
+    ahead = Codec(clock=lambda: NOW + timedelta(days=10))
+    future = parse_event(
+        fisherman(
+            envelope__occurred_at=NOW + timedelta(days=9),
+            envelope__recorded_at=NOW + timedelta(days=9),
+        ),
+        now=NOW + timedelta(days=10),
+    )
+    with pytest.raises(InvalidEvent, match=r"envelope\.occurred_at: .* is in the future"):
+        codec.decode(ahead.encode(future))
+
+
+def test_timestamps_are_kept_to_the_millisecond_in_utc() -> None:
+    bangkok = datetime(2026, 11, 20, 9, 30, 15, 123_456, tzinfo=UTC).astimezone(
+        __import__("zoneinfo").ZoneInfo("Asia/Bangkok")
+    )
+    event = parse_event(fisherman(envelope__occurred_at=bangkok), now=NOW)
+    assert event.envelope.occurred_at == datetime(2026, 11, 20, 9, 30, 15, 123_000, tzinfo=UTC)
+    assert event.envelope.occurred_at.tzinfo is UTC
