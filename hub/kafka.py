@@ -61,6 +61,21 @@ async def ensure_topics(
         await admin.close()
 
 
+async def topic_partitions(bootstrap: str, topics: Sequence[str], **options: Any) -> dict[str, int]:
+    """Partition count of each topic (0 when it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    counts = {topic: 0 for topic in topics}
+    for entry in described:
+        if entry["topic"] in counts and not entry["error_code"]:
+            counts[entry["topic"]] = len(entry["partitions"])
+    return counts
+
+
 def producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
     # Idempotence: a retried send is never written twice.
     return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **options)
@@ -96,10 +111,9 @@ async def read_all(
     )
     await consumer.start()
     try:
+        counts = await topic_partitions(bootstrap, topics, **options)
         partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(await consumer.partitions_for_topic(topic) or ())
+            TopicPartition(topic, partition) for topic in topics for partition in range(counts[topic])
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
