@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from hub.codec import Codec
+from hub.errors import BrokerError
 from hub.events import Event
 from hub.headers import envelope_headers
 from hub.settings import Settings
@@ -56,6 +57,7 @@ async def ensure_topics(
                 await admin.create_topics(
                     [NewTopic(name, partitions, replication_factor) for name in missing]
                 )
+            await _until_led(admin, missing)
         return TopicsReport(created=tuple(missing), existing=tuple(name for name in names if name in present))
     finally:
         await admin.close()
@@ -74,6 +76,27 @@ async def topic_partitions(bootstrap: str, topics: Sequence[str], **options: Any
         if entry["topic"] in counts and not entry["error_code"]:
             counts[entry["topic"]] = len(entry["partitions"])
     return counts
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], within: float = 30.0) -> None:
+    """Wait until every partition of new topics has a leader; producing earlier only earns
+    NotLeaderForPartition retries."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        described = await admin.describe_topics(topics)
+        led = [
+            entry
+            for entry in described
+            if not entry["error_code"]
+            and entry["partitions"]
+            and all(partition["leader"] >= 0 for partition in entry["partitions"])
+        ]
+        if len(led) == len(topics):
+            return
+        if loop.time() > deadline:
+            raise BrokerError(f"topics {', '.join(topics)} have no partition leaders after {within} s")
+        await asyncio.sleep(0.1)
 
 
 def producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:

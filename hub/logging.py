@@ -25,3 +25,7 @@ def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # aiokafka logs through the standard library; on a console its retry warnings (a new topic's
+    # leader not yet elected) are noise, in a service they are worth keeping.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.ERROR if fmt == "console" else logging.WARNING)
