@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -11,17 +13,21 @@ import structlog
 import typer
 
 from hub import localkafka
+from hub.agreements import load_agreements, load_directory
 from hub.codec import Codec
 from hub.codegen import CONTRACT_MODULE, generate
 from hub.codes import labels_for
 from hub.compatibility import check_contract
+from hub.contract import CountryCode, ReceiptStatus
 from hub.errors import LintasError
 from hub.kafka import client_options, ensure_topics, producer, publish_events, read_all
 from hub.logging import configure_logging
+from hub.routing import Router
 from hub.schema_registry import default_contract
 from hub.settings import Settings
-from hub.synthetic import synthetic_stream
-from hub.topics import all_topics, nrm_events
+from hub.synthetic import causal_rounds, synthetic_stream
+from hub.topics import all_topics, focal_inbox, nrm_events, nrm_receipts
+from hub.worker import RouterWorker
 
 app = typer.Typer(help="Lintas: transnational referral message hub.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The Avro contract in schemas/avro.", no_args_is_help=True)
@@ -167,6 +173,50 @@ def topics_init(
     typer.echo(f"created {len(report.created)}, already present {len(report.existing)}")
 
 
+# -- worker ------------------------------------------------------------------------------------
+
+
+def make_router(settings: Settings, codec: Codec | None = None) -> Router:
+    agreements = load_agreements(settings.agreements_path)
+    load_directory(settings.directory_path, agreements=agreements)  # fail early on a broken one
+    return Router(codec=codec or Codec(), agreements=agreements)
+
+
+async def _run_worker(settings: Settings, bootstrap: str, instance: str) -> None:
+    await ensure_topics(
+        bootstrap,
+        all_topics(settings.topics.countries),
+        partitions=settings.topics.partitions,
+        replication_factor=settings.topics.replication_factor,
+        options=client_options(settings),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    worker = RouterWorker(
+        bootstrap, make_router(settings), instance=instance, client_options=client_options(settings)
+    )
+    await worker.run(stop)
+
+
+@app.command()
+def worker(
+    bootstrap_servers: BootstrapOption = None,
+    instance: Annotated[
+        str, typer.Option(help="Stable id of this worker; a restart with the same id takes over.")
+    ] = "0",
+) -> None:
+    """Run the routing worker: validate, authorise, minimise and route every national event."""
+    settings = Settings()
+    configure_logging(settings.log_format)
+    try:
+        bootstrap = _bootstrap(settings, bootstrap_servers)
+        asyncio.run(_run_worker(settings, bootstrap, instance))
+    except LintasError as exc:
+        raise _fail(exc) from exc
+
+
 # -- demo --------------------------------------------------------------------------------------
 
 
@@ -178,31 +228,102 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
     )
     now = datetime.now(UTC)
     codec = Codec()
-    events = list(synthetic_stream(seed=2026, cases=cases, start=now - timedelta(days=540), until=now))
+    # A tag per run keeps this run's cases apart from those of earlier runs on the same broker.
+    run_tag = f"D{int(now.timestamp()) % 100_000:05d}-"
+    events = list(
+        synthetic_stream(
+            seed=int(now.timestamp()),
+            cases=cases,
+            start=now - timedelta(days=540),
+            until=now,
+            run_tag=run_tag,
+        )
+    )
+    # The hub: one routing worker in this process, reading from now on (earlier runs' events on
+    # this broker were routed then; their case state is restored from the changelog).
+    stop, started = asyncio.Event(), asyncio.Event()
+    router_worker = RouterWorker(
+        bootstrap,
+        make_router(settings, codec),
+        group_id=f"lintas-demo-{run_tag.strip('-')}",
+        client_options=options,
+        auto_offset_reset="latest",
+    )
+    worker_task = asyncio.create_task(router_worker.run(stop, started))
+    await asyncio.wait_for(started.wait(), 60)
+
+    async def routed(count: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        # The worker reports progress in counters; polling them is the simplest wait.
+        while sum(router_worker.stats.outcomes.values()) < count and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
     kafka_producer = producer(bootstrap, **options)
     await kafka_producer.start()
+    published = 0
     try:
-        published = await publish_events(kafka_producer, codec, events)
+        for round_events in causal_rounds(events):
+            published += await publish_events(kafka_producer, codec, round_events)
+            await routed(published)
+        # What national systems get wrong: a resubmission, a corridor no agreement covers, and
+        # bytes that are no event at all. Each gets a receipt saying so.
+        first = events[0]
+        stray = first.model_copy(
+            update={
+                "envelope": first.envelope.model_copy(
+                    update={
+                        "event_id": uuid.uuid4(),
+                        "case_id": f"{first.envelope.source_country.value}-{run_tag}STRAY",
+                        "destination_country": CountryCode.SG,
+                    }
+                )
+            }
+        )
+        published += await publish_events(kafka_producer, codec, [first, stray])
+        junk_key = f"TH-{run_tag}JUNK".encode()
+        await kafka_producer.send_and_wait(nrm_events("TH"), b"not an event", key=junk_key)
+        published += 1
+        await routed(published)
     finally:
         await kafka_producer.stop()
     log.info("demo_published", events=published, cases=cases)
+    stop.set()
+    await worker_task
 
     publishers = sorted({event.envelope.source_country.value for event in events})
-    records = await read_all(bootstrap, [nrm_events(cc) for cc in publishers], **options)
-    decoded = [codec.decode(record.value) for record in records]
+    receivers = sorted(
+        {e.envelope.destination_country.value for e in events if e.envelope.destination_country}
+    )
+    ours = run_tag.encode()
+    receipts = [
+        codec.decode_receipt(record.value)
+        for record in await read_all(bootstrap, [nrm_receipts(cc) for cc in publishers], **options)
+        if record.key is not None and ours in record.key
+    ]
+    inbox = [
+        record
+        for record in await read_all(bootstrap, [focal_inbox(cc) for cc in receivers], **options)
+        if record.key is not None and ours in record.key
+    ]
     labels = labels_for(language)
-    typer.echo(f"\n{len(decoded)} events read back from {len(publishers)} national topics")
-    by_country = Counter(event.envelope.source_country for event in decoded)
-    for country, count in by_country.most_common():
+    typer.echo(f"\n{published} events published by {len(publishers)} national systems")
+    status_counts = Counter(receipt.status for receipt in receipts)
+    typer.echo("receipts: " + ", ".join(f"{labels.label(s)} {n}" for s, n in status_counts.most_common()))
+    for receipt in receipts:
+        if receipt.status != ReceiptStatus.Accepted:
+            typer.echo(f"  {labels.label(receipt.status)}: {receipt.message}")
+    typer.echo(f"\n{len(inbox)} events delivered to focal-point inboxes:")
+    for topic, count in Counter(record.topic for record in inbox).most_common():
+        country = CountryCode(topic.split(".")[2].upper())
         typer.echo(f"  {labels.label(country):<28} {count:>6}")
-    typer.echo("")
-    for event in decoded[:5]:
-        envelope = event.envelope
-        destination = envelope.destination_country
+    withheld = [r for r in receipts if r.withheld]
+    if withheld:
+        sample = withheld[0]
+        kind = labels.label(sample.event_type) if sample.event_type else "?"
         typer.echo(
-            f"  {envelope.case_id:<16} {labels.label(envelope.event_type):<30} "
-            f"{labels.label(envelope.source_country)} -> "
-            f"{labels.label(destination) if destination else '-'}"
+            f"\nminimised per agreement and consent: {len(withheld)} events, e.g. case "
+            f"{sample.case_id} ({kind}) sent without {', '.join(sample.withheld)}"
         )
 
 

@@ -16,9 +16,9 @@ from typing import Any, Final
 
 import fastavro
 
-from hub.contract import CONTRACT_VERSION
+from hub.contract import CONTRACT_VERSION, EVENT_MODELS, Receipt
 from hub.errors import InvalidEvent, SchemaError, UndecodableEvent, UnknownSchema
-from hub.events import Event, event_to_record, parse_event
+from hub.events import Event, parse_event
 from hub.schema_registry import Contract, EventSchema, default_contract
 
 MARKER: Final = b"\xc3\x01"
@@ -59,10 +59,10 @@ class Codec:
         self._clock = clock
         if not 1 <= reader_version <= len(self.contract.versions):
             raise SchemaError(f"{self.contract.root}: contract v{reader_version} is not published there")
-        own = self.contract.versions[reader_version - 1].events
+        own = self.contract.versions[reader_version - 1].messages
         self._writers: dict[str, EventSchema] = dict(own)
         self._readers: dict[bytes, _Reader] = {}
-        for schema in self.contract.all_event_schemas():
+        for schema in self.contract.all_message_schemas():
             # A record this version lacks is still read with the schema it was written in.
             reader = own.get(schema.event_type, schema)
             self._readers[schema.fingerprint] = _Reader(writer=schema, reader=reader)
@@ -98,14 +98,14 @@ class Codec:
 
     # -- events --------------------------------------------------------------------------------------
 
-    def encode(self, event: Event) -> bytes:
-        """Bytes of a checked event, written in the reader's contract version."""
+    def encode(self, event: Event | Receipt) -> bytes:
+        """Bytes of a checked event (or receipt), written in the reader's contract version."""
         schema = self._writers[type(event).__name__]
         buffer = BytesIO()
         buffer.write(MARKER)
         buffer.write(schema.fingerprint)
         try:
-            fastavro.schemaless_writer(buffer, schema.parsed, event_to_record(event))
+            fastavro.schemaless_writer(buffer, schema.parsed, event.model_dump())
         except (ValueError, TypeError, OverflowError) as exc:
             raise InvalidEvent(type(event).__name__, f"cannot be written as Avro: {exc}") from exc
         return buffer.getvalue()
@@ -135,5 +135,13 @@ class Codec:
 
     def decode(self, data: bytes) -> Event:
         """A checked event from bytes; raises :class:`InvalidEvent` (or a subclass) naming the field."""
-        _, record = self.decode_record(data)
+        schema, record = self.decode_record(data)
+        if schema.event_type not in EVENT_MODELS:
+            raise InvalidEvent("<fingerprint>", f"{schema.event_type} is not an event")
         return parse_event(record, now=self._clock())
+
+    def decode_receipt(self, data: bytes) -> Receipt:
+        schema, record = self.decode_record(data)
+        if schema.event_type != Receipt.__name__:
+            raise InvalidEvent("<fingerprint>", f"{schema.event_type} is not a receipt")
+        return Receipt.model_validate(record)

@@ -53,15 +53,20 @@ def _load(path: Path) -> CodeLabels:
     return CodeLabels(language=str(raw.get("language", path.stem)), titles=titles, labels=labels)
 
 
-@cache
-def labels_for(language: str) -> CodeLabels:
-    """Labels in ``language``; a code the language lacks falls back to English, then to itself."""
+def load_labels(language: str) -> CodeLabels:
+    """Exactly what the language's file holds, without fallback."""
     path = codes_root() / f"{language}.yaml"
     if not path.exists():
         raise ConfigError(
             f"{path}: no labels for language {language!r}; available: {', '.join(available_languages())}"
         )
-    own = _load(path)
+    return _load(path)
+
+
+@cache
+def labels_for(language: str) -> CodeLabels:
+    """Labels in ``language``; a code the language lacks falls back to English, then to itself."""
+    own = load_labels(language)
     if language == FALLBACK_LANGUAGE:
         return own
     fallback = labels_for(FALLBACK_LANGUAGE)

@@ -46,8 +46,8 @@ def check_contract(contract: Contract) -> list[Incompatibility]:
     """Every incompatibility between consecutive versions; empty when the contract may be published."""
     problems: list[Incompatibility] = []
     for old, new in zip(contract.versions, contract.versions[1:], strict=False):
-        for event_type, old_schema in old.events.items():
-            new_schema = new.events.get(event_type)
+        for event_type, old_schema in old.messages.items():
+            new_schema = new.messages.get(event_type)
             if new_schema is None:
                 problems.append(
                     Incompatibility(event_type, old.version, new.version, "backward", "record was removed")

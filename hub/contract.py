@@ -470,6 +470,14 @@ class Urgency(StrEnum):
     Emergency = "Emergency"
 
 
+class ReceiptStatus(StrEnum):
+    """What the hub did with a submitted event."""
+
+    Accepted = "Accepted"
+    Duplicate = "Duplicate"
+    Rejected = "Rejected"
+
+
 class Envelope(ContractModel):
     """What every event carries: identity, case, time and the route. The routing layer reads only this."""
 
@@ -641,6 +649,24 @@ class VictimIdentified(ContractModel):
     reflection_period_days: Int32 | None = Field(default=None, description="Length of the reflection and recovery period in days (e.g. Thailand 45 = 15 + 30).")
     consent_scope: tuple[DataCategory, ...] = Field(description="Data categories the person consented to share with partner countries.")
     personal: PersonalDetails | None = Field(default=None, description="Personal data; omitted unless needed and granted.")
+
+
+class Receipt(ContractModel):
+    """The hub's answer to the national system that published an event: accepted (and routed), a duplicate of one already accepted, or rejected with a reason."""
+
+    avro_name: ClassVar[str] = "lintas.hub.Receipt"
+
+    status: ReceiptStatus
+    reason_code: StrictStr | None = Field(default=None, description="Stable machine-readable reason when not plainly accepted, e.g. out_of_sequence.")
+    message: StrictStr = Field(description="Human-readable explanation, naming the field at fault.")
+    event_id: UUID | None = Field(default=None)
+    event_type: EventType | None = Field(default=None)
+    case_id: StrictStr | None = Field(default=None)
+    source_topic: StrictStr
+    source_partition: Int32
+    source_offset: Int64
+    routed_to: tuple[CountryCode, ...] = Field(default=(), description="Countries whose focal points received the event.")
+    withheld: tuple[StrictStr, ...] = Field(default=(), description="Fields removed because the agreement or the person's consent does not grant them.")
 
 
 CONTRACT_VERSION = 1

@@ -32,6 +32,7 @@ from hub.contract import (
     VictimIdentified,
 )
 from hub.errors import InvalidEvent
+from hub.validation import first_error
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -56,28 +57,6 @@ CHILD_BANDS = frozenset(
 )
 
 
-def _path(location: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in location) or "<event>"
-
-
-def _reason(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        return "field is not part of the contract"
-    if kind == "enum":
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"unknown code {error['input']!r}; expected one of {expected}"
-    message: str = error["msg"]
-    return f"{message} (got {type(error['input']).__name__} {error['input']!r})"
-
-
-def _from_validation_error(exc: ValidationError) -> InvalidEvent:
-    first = exc.errors()[0]
-    return InvalidEvent(_path(first["loc"]), _reason(first))
-
-
 def parse_event(data: Mapping[str, Any], *, now: datetime) -> Event:
     """Build and check an event from a mapping whose ``envelope.event_type`` names its record."""
     envelope = data.get("envelope")
@@ -95,7 +74,7 @@ def parse_event(data: Mapping[str, Any], *, now: datetime) -> Event:
     try:
         event = model.model_validate(data)
     except ValidationError as exc:
-        raise _from_validation_error(exc) from exc
+        raise InvalidEvent(*first_error(exc)) from exc
     check_event(event, now=now)
     return event
 

@@ -17,7 +17,7 @@ from hub.errors import BrokerError
 from hub.events import Event
 from hub.headers import envelope_headers
 from hub.settings import Settings
-from hub.topics import nrm_events
+from hub.topics import COMPACTED, nrm_events
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -55,7 +55,15 @@ async def ensure_topics(
             # Another process may create them between our listing and our request.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(name, partitions, replication_factor) for name in missing]
+                    [
+                        NewTopic(
+                            name,
+                            partitions,
+                            replication_factor,
+                            topic_configs={"cleanup.policy": "compact"} if name in COMPACTED else None,
+                        )
+                        for name in missing
+                    ]
                 )
             await _until_led(admin, missing)
         return TopicsReport(created=tuple(missing), existing=tuple(name for name in names if name in present))

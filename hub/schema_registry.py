@@ -20,6 +20,8 @@ import fastavro.schema
 from hub.errors import SchemaError
 
 EVENT_NAMESPACE = "lintas.events"
+#: Records the hub itself writes (receipts); versioned and checked like events.
+HUB_NAMESPACE = "lintas.hub"
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
 
@@ -30,7 +32,7 @@ def default_schema_root() -> Path:
 
 @dataclass(frozen=True)
 class EventSchema:
-    """One event record in one contract version."""
+    """One top-level message record (an event, or a hub record) in one contract version."""
 
     event_type: str
     version: int
@@ -109,15 +111,23 @@ class ContractVersion:
     version: int
     directory: Path
     events: Mapping[str, EventSchema]
+    hub_records: Mapping[str, EventSchema]
+
+    @property
+    def messages(self) -> dict[str, EventSchema]:
+        """Every record that is written on its own, by short name."""
+        return {**self.events, **self.hub_records}
 
     def named_types(self) -> dict[str, Any]:
         """Raw JSON of every named type in this version, by full name, in file-name order."""
         return _read_named_types(self.directory)
 
 
-def _load_version(version: int, directory: Path) -> ContractVersion:
+def _load_records(version: int, directory: Path, namespace: str) -> dict[str, EventSchema]:
     events: dict[str, EventSchema] = {}
-    for path in sorted(directory.glob(f"{EVENT_NAMESPACE}.*.avsc")):
+    for path in sorted(directory.glob(f"{namespace}.*.avsc")):
+        if json.loads(path.read_text(encoding="utf-8")).get("type") != "record":
+            continue
         event_type = path.name.removesuffix(".avsc").rsplit(".", 1)[1]
         try:
             parsed = fastavro.schema.load_schema(str(path))
@@ -132,9 +142,19 @@ def _load_version(version: int, directory: Path) -> ContractVersion:
             canonical_form=canonical,
             fingerprint=crc64_avro_fingerprint(canonical),
         )
+    return events
+
+
+def _load_version(version: int, directory: Path) -> ContractVersion:
+    events = _load_records(version, directory, EVENT_NAMESPACE)
     if not events:
         raise SchemaError(f"{directory}: holds no {EVENT_NAMESPACE}.*.avsc event schema")
-    return ContractVersion(version=version, directory=directory, events=events)
+    return ContractVersion(
+        version=version,
+        directory=directory,
+        events=events,
+        hub_records=_load_records(version, directory, HUB_NAMESPACE),
+    )
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,10 @@ class Contract:
     def all_event_schemas(self) -> Iterator[EventSchema]:
         for version in self.versions:
             yield from version.events.values()
+
+    def all_message_schemas(self) -> Iterator[EventSchema]:
+        for version in self.versions:
+            yield from version.messages.values()
 
 
 def load_contract(root: Path | None = None) -> Contract:

@@ -55,3 +55,6 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     broker: LocalBrokerSettings = LocalBrokerSettings()
     log_format: str = Field(default="console", pattern="^(console|json)$")
+    #: Bilateral agreements and focal-point directory; the shipped ones by default.
+    agreements_path: Path | None = None
+    directory_path: Path | None = None

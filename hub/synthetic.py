@@ -6,7 +6,7 @@ Pure: a seeded ``random.Random`` and a start time in, events out. Names are inve
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from random import Random
@@ -279,11 +279,18 @@ def _personal(rng: Random, home: str) -> PersonalDetails:
 
 
 def synthetic_case(
-    rng: Random, corridor: Corridor, case_number: int, start: datetime, *, complete: float = 1.0
+    rng: Random,
+    corridor: Corridor,
+    case_number: int,
+    start: datetime,
+    *,
+    complete: float = 1.0,
+    run_tag: str = "",
 ) -> list[Event]:
     """The events of one case, from identification to closure; ``complete`` cuts the story short
     (0.3 stops around the referral), as real cases are at all stages at once."""
-    w = _CaseWriter(rng, corridor, f"{corridor.host}-{start.year}-{case_number:06d}", start)
+    case_id = f"{corridor.host}-{start.year}-{run_tag}{case_number:06d}"
+    w = _CaseWriter(rng, corridor, case_id, start)
     child = rng.random() < 0.2
     age_band = rng.choice(_CHILD_BANDS if child else _ADULT_BANDS)
     needs = {Need.Shelter, Need.MedicalCare, Need.PsychosocialSupport, Need.SafeReturn}
@@ -443,7 +450,13 @@ def synthetic_case(
 
 
 def synthetic_stream(
-    seed: int, cases: int, *, start: datetime, until: datetime, opening_days: float = 60
+    seed: int,
+    cases: int,
+    *,
+    start: datetime,
+    until: datetime,
+    opening_days: float = 60,
+    run_tag: str = "",
 ) -> Iterator[Event]:
     """Events of many cases opened over ``opening_days`` from ``start``, interleaved by time as
     national systems would publish them; nothing recorded after ``until``."""
@@ -452,7 +465,21 @@ def synthetic_stream(
     for number in range(cases):
         corridor = rng.choice(CORRIDORS)
         opened = start + timedelta(hours=rng.uniform(0, 24 * opening_days))
-        story = synthetic_case(rng, corridor, number, opened, complete=rng.random())
+        story = synthetic_case(rng, corridor, number, opened, complete=rng.random(), run_tag=run_tag)
         pending += [event for event in story if event.envelope.recorded_at <= until]
     pending.sort(key=lambda event: event.envelope.occurred_at)
     yield from pending
+
+
+def causal_rounds(events: Iterable[Event]) -> list[list[Event]]:
+    """Events in rounds: round k holds the k-th event of every case. A partner answers only what it
+    has received, so a replay publishes a round only after the hub has routed the one before."""
+    rounds: list[list[Event]] = []
+    position: dict[str, int] = {}
+    for event in sorted(events, key=lambda e: e.envelope.occurred_at):
+        index = position.get(event.envelope.case_id, 0)
+        position[event.envelope.case_id] = index + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(event)
+    return rounds

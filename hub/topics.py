@@ -6,6 +6,12 @@ import re
 from collections.abc import Iterable
 
 DEADLETTER = "lintas.deadletter"
+#: The router's case state, compacted; co-partitioned with the national events topics.
+ROUTER_STATE = "lintas.router.state"
+#: Topics whose latest value per key is all that matters.
+COMPACTED = frozenset({ROUTER_STATE})
+#: National events topics, for subscription by pattern.
+NRM_EVENTS_PATTERN = r"^lintas\.nrm\.[a-z]{2}\.events$"
 REGIONAL_STATS = "lintas.regional.stats"
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -42,4 +48,4 @@ def country_topics(country: str) -> list[str]:
 
 def all_topics(countries: Iterable[str]) -> list[str]:
     names = [name for country in countries for name in country_topics(country)]
-    return [*names, DEADLETTER, REGIONAL_STATS]
+    return [*names, DEADLETTER, REGIONAL_STATS, ROUTER_STATE]
