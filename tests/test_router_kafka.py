@@ -1,0 +1,112 @@
+"""Routing on the real broker: events published by three countries reach exactly the right inboxes,
+minimised per agreement and consent, and every sender gets its receipts."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from hub.agreements import load_agreements
+from hub.codec import Codec
+from hub.contract import ReceiptStatus, VictimIdentified
+from hub.events import parse_event
+from hub.headers import header_map
+from hub.kafka import ensure_topics, producer, publish_events, read_all
+from hub.routing import Router
+from hub.topics import all_topics, focal_inbox, nrm_receipts
+from hub.worker import RouterWorker
+from tests.strategies import NOW
+from tests.test_codec import fisherman
+
+pytestmark = pytest.mark.kafka
+STEP = 60.0
+
+
+def identified(source: str, destination: str, case_id: str, **changes: Any) -> VictimIdentified:
+    record = fisherman(
+        envelope__event_id=str(uuid.uuid4()),
+        envelope__case_id=case_id,
+        envelope__source_country=source,
+        envelope__source_agency=f"{source}-NRM",
+        envelope__destination_country=destination,
+        nationality=destination,
+        methods_of_control=["DebtBondage", "WithholdsDocuments"],
+        **{"consent_scope": ["CaseCore", "AssistanceNeeds", "PersonalIdentity", "Legal"], **changes},
+    )
+    event = parse_event(record, now=NOW)
+    assert isinstance(event, VictimIdentified)
+    return event
+
+
+def test_three_countries_reach_the_right_inboxes_minimised_with_receipts(
+    kafka_bootstrap: str,
+) -> None:
+    codec = Codec(clock=lambda: NOW)
+    tag = uuid.uuid4().hex[:8].upper()
+    thai = identified("TH", "MM", f"TH-{tag}-1")  # TH->MM grants Legal and PersonalIdentity
+    malaysian = identified("MY", "PH", f"MY-{tag}-2")  # MY->PH grants no Legal
+    chinese = identified(
+        "CN",
+        "VN",
+        f"CN-{tag}-3",
+        consent_scope=["CaseCore"],  # consent narrower than the MoU
+    )
+    events = [thai, malaysian, chinese]
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        await ensure_topics(kafka_bootstrap, all_topics(["TH", "MM", "MY", "PH", "CN", "VN"]), partitions=6)
+        stop, started = asyncio.Event(), asyncio.Event()
+        worker = RouterWorker(
+            kafka_bootstrap,
+            Router(codec=codec, agreements=load_agreements()),
+            group_id=f"test-router-{tag}",
+            instance=tag,
+            auto_offset_reset="latest",
+        )
+        task = asyncio.create_task(worker.run(stop, started))
+        await asyncio.wait_for(started.wait(), STEP)
+        kafka_producer = producer(kafka_bootstrap)
+        await kafka_producer.start()
+        try:
+            await asyncio.wait_for(publish_events(kafka_producer, codec, events), STEP)
+        finally:
+            await kafka_producer.stop()
+        deadline = asyncio.get_running_loop().time() + STEP
+        while sum(worker.stats.outcomes.values()) < len(events):  # noqa: ASYNC110
+            assert asyncio.get_running_loop().time() < deadline, worker.stats
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, STEP)
+        inbox = await read_all(kafka_bootstrap, [focal_inbox(c) for c in ("MM", "PH", "VN", "TH")])
+        receipts = await read_all(kafka_bootstrap, [nrm_receipts(c) for c in ("TH", "MY", "CN")])
+        return inbox, receipts
+
+    inbox, receipts = asyncio.run(scenario())
+
+    ours = [record for record in inbox if tag.encode() in record.key]
+    delivered = {record.key.decode(): (record.topic, codec.decode(record.value)) for record in ours}
+    assert len(ours) == 3
+    assert delivered[thai.envelope.case_id] == ("lintas.focal.mm.inbox", thai)
+    topic, to_ph = delivered[malaysian.envelope.case_id]
+    assert topic == "lintas.focal.ph.inbox"
+    assert to_ph.methods_of_control == ()  # Legal is not granted MY -> PH
+    assert to_ph.personal == malaysian.personal
+    topic, to_vn = delivered[chinese.envelope.case_id]
+    assert topic == "lintas.focal.vn.inbox"
+    assert to_vn.personal is None  # the person consented to share the case core only
+    assert to_vn.needs == ()
+    assert header_map(ours[0].headers)["ce_subject"] == ours[0].key
+
+    mine = [codec.decode_receipt(r.value) for r in receipts if tag.encode() in (r.key or b"")]
+    by_case = {receipt.case_id: receipt for receipt in mine}
+    assert len(mine) == 3
+    assert {r.status for r in mine} == {ReceiptStatus.Accepted}
+    assert [c.value for c in by_case[thai.envelope.case_id].routed_to] == ["MM"]
+    assert by_case[thai.envelope.case_id].withheld == ()
+    assert by_case[malaysian.envelope.case_id].withheld == ("methods_of_control", "recruitment_methods")[
+        :1
+    ] or ("methods_of_control" in by_case[malaysian.envelope.case_id].withheld)
+    assert set(by_case[chinese.envelope.case_id].withheld) >= {"personal", "needs"}
