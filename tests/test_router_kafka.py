@@ -75,7 +75,7 @@ def test_three_countries_reach_the_right_inboxes_minimised_with_receipts(
         finally:
             await kafka_producer.stop()
         deadline = asyncio.get_running_loop().time() + STEP
-        while sum(worker.stats.outcomes.values()) < len(events):  # noqa: ASYNC110
+        while sum(worker.stats.outcomes.values()) < len(events):
             assert asyncio.get_running_loop().time() < deadline, worker.stats
             await asyncio.sleep(0.05)
         stop.set()
