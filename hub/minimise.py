@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from hub.contract import DataCategory
-from hub.events import Event
+from hub.contract import DataCategory, Need, VictimIdentified
+from hub.events import CHILD_BANDS, Event
 
 FIELD_CATEGORIES: dict[str, dict[str, DataCategory]] = {
     "VictimIdentified": {
@@ -34,14 +34,23 @@ FIELD_CATEGORIES: dict[str, dict[str, DataCategory]] = {
 }
 
 
+def _kept(event: Event, name: str) -> Any:
+    """What stays of a withheld field: for a child, the need of child protection is never withheld,
+    since the partner must involve it (and the event would otherwise break the contract)."""
+    if name == "needs" and isinstance(event, VictimIdentified) and event.age_band in CHILD_BANDS:
+        return (Need.ChildProtection,)
+    return type(event).model_fields[name].get_default()
+
+
 def withheld_fields(event: Event, granted: Iterable[DataCategory]) -> tuple[str, ...]:
-    """Fields of ``event`` that carry data outside ``granted`` (empty fields are not counted)."""
+    """Fields of ``event`` that carry data outside ``granted`` (what would be kept anyway is not
+    counted)."""
     allowed = frozenset(granted)
     categories = FIELD_CATEGORIES.get(type(event).__name__, {})
     return tuple(
         name
         for name, category in categories.items()
-        if category not in allowed and getattr(event, name) not in (None, ())
+        if category not in allowed and getattr(event, name) not in (None, (), _kept(event, name))
     )
 
 
@@ -50,6 +59,5 @@ def minimise(event: Event, granted: Iterable[DataCategory]) -> tuple[Event, tupl
     removed = withheld_fields(event, granted)
     if not removed:
         return event, ()
-    fields = type(event).model_fields
-    cleared: dict[str, Any] = {name: fields[name].get_default() for name in removed}
+    cleared: dict[str, Any] = {name: _kept(event, name) for name in removed}
     return event.model_copy(update=cleared), removed

@@ -150,7 +150,7 @@ def next_state(state: CaseRoute | None, event: Event) -> CaseRoute:
         )
 
     _require(
-        source in state.parties() or state.partner is None,
+        source in state.parties(),
         Reason.NOT_PARTY,
         f"{source.value} is not a party to case {state.case_id}",
     )
@@ -166,7 +166,8 @@ def next_state(state: CaseRoute | None, event: Event) -> CaseRoute:
             Reason.CASE_CLOSED,
             f"{source.value} closed case {state.case_id}; only consent changes may follow",
         )
-    partner = state.partner or (destination if destination != state.opened_by else None)
+    # Only the country that opened the case chooses whom to refer it to.
+    partner = state.partner or (destination if source == state.opened_by else None)
     state = replace_state(state, partner=partner)
 
     match event:
