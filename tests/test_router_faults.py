@@ -215,9 +215,7 @@ def test_garbage_never_stops_the_worker_and_lands_in_the_dead_letters(
     codec = Codec()
     good = make_stream(600)
     opening = [
-        e
-        for e in good
-        if type(e).__name__ == "VictimIdentified" and e.envelope.source_country.value == "TH"
+        e for e in good if type(e).__name__ == "VictimIdentified" and e.envelope.source_country.value == "TH"
     ]
     asyncio.run(ensure_topics(own_broker, all_topics(COUNTRIES), partitions=PARTITIONS))
     bad: list[tuple[bytes, Reason]] = [
