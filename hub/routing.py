@@ -39,7 +39,7 @@ from hub.errors import InvalidEvent
 from hub.events import Event
 from hub.headers import Headers, envelope_headers
 from hub.minimise import minimise
-from hub.topics import DEADLETTER, focal_inbox, nrm_receipts
+from hub.topics import ACCEPTED_EVENTS, DEADLETTER, focal_inbox, nrm_receipts
 
 ReferralStage = Literal["none", "requested", "acknowledged", "accepted", "declined"]
 
@@ -279,8 +279,14 @@ class Router:
         if withheld:
             text += f"; withheld: {', '.join(withheld)}"
         receipt = self._receipt(message, event, ReceiptStatus.Accepted, None, text, routed_to, withheld)
+        logged = Outgoing(ACCEPTED_EVENTS, case_id.encode(), message.value, list(message.headers))
         return Decision(
-            ReceiptStatus.Accepted, None, text, (*outputs, receipt), case_id=case_id, state=new_state
+            ReceiptStatus.Accepted,
+            None,
+            text,
+            (*outputs, logged, receipt),
+            case_id=case_id,
+            state=new_state,
         )
 
     def _deliveries(

@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 
 DEADLETTER = "lintas.deadletter"
+#: Every accepted event, as submitted: the hub's own log, which the projections fold.
+ACCEPTED_EVENTS = "lintas.hub.accepted"
 #: The router's case state, compacted; co-partitioned with the national events topics.
 ROUTER_STATE = "lintas.router.state"
 #: Topics whose latest value per key is all that matters.
@@ -48,4 +50,4 @@ def country_topics(country: str) -> list[str]:
 
 def all_topics(countries: Iterable[str]) -> list[str]:
     names = [name for country in countries for name in country_topics(country)]
-    return [*names, DEADLETTER, REGIONAL_STATS, ROUTER_STATE]
+    return [*names, DEADLETTER, REGIONAL_STATS, ROUTER_STATE, ACCEPTED_EVENTS]

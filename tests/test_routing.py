@@ -33,7 +33,7 @@ from hub.contract import (
 from hub.events import Event, parse_event
 from hub.minimise import minimise
 from hub.routing import CaseRoute, Decision, Incoming, Outgoing, Reason, ReferralStage, Router
-from hub.topics import DEADLETTER, focal_inbox, nrm_events, nrm_receipts
+from hub.topics import ACCEPTED_EVENTS, DEADLETTER, focal_inbox, nrm_events, nrm_receipts
 from tests.strategies import COUNTRIES, NOW, events
 
 CODEC = Codec(clock=lambda: NOW)
@@ -258,6 +258,10 @@ def inbox(decision: Decision) -> list[Outgoing]:
     return [out for out in decision.outputs if out.topic.startswith("lintas.focal.")]
 
 
+def logged(decision: Decision) -> list[Outgoing]:
+    return [out for out in decision.outputs if out.topic == ACCEPTED_EVENTS]
+
+
 def dead_letters(decision: Decision) -> list[Outgoing]:
     return [out for out in decision.outputs if out.topic == DEADLETTER]
 
@@ -284,7 +288,10 @@ def assert_routed(
     assert decision.case_id == envelope.case_id
     assert decision.state is not None
     assert dead_letters(decision) == []
-    assert len(decision.outputs) == 2
+    assert len(decision.outputs) == 3
+    [log_entry] = logged(decision)
+    assert log_entry.value == submitted.value  # the hub's log keeps the event as submitted
+    assert log_entry.key == envelope.case_id.encode()
     [delivered] = inbox(decision)
     assert delivered.topic == focal_inbox(destination)
     assert delivered.key == envelope.case_id.encode()
@@ -1122,7 +1129,10 @@ def test_any_message_gets_exactly_one_receipt_and_a_dead_letter_iff_rejected(
     assert len(dead_letters(decision)) <= 1
     assert len(inbox(decision)) <= 1
     assert (decision.state is not None) == (decision.status == ReceiptStatus.Accepted)
-    assert len(decision.outputs) == 1 + len(inbox(decision)) + len(dead_letters(decision))
+    assert len(decision.outputs) == 1 + len(inbox(decision)) + len(dead_letters(decision)) + len(
+        logged(decision)
+    )
+    assert len(logged(decision)) == (decision.status == ReceiptStatus.Accepted)
 
 
 @settings(max_examples=100, deadline=None)
