@@ -470,6 +470,25 @@ class Urgency(StrEnum):
     Emergency = "Emergency"
 
 
+class AlertLevel(StrEnum):
+    """How urgent an obligation is."""
+
+    DueSoon = "DueSoon"
+    Overdue = "Overdue"
+
+
+class ObligationKind(StrEnum):
+    """What is owed on a case."""
+
+    AcknowledgeReferral = "AcknowledgeReferral"
+    AnswerReferral = "AnswerReferral"
+    IssueReturnNotice = "IssueReturnNotice"
+    ConfirmHandover = "ConfirmHandover"
+    RecordFollowUp = "RecordFollowUp"
+    DecideBeforeReflectionEnds = "DecideBeforeReflectionEnds"
+    Other = "Other"
+
+
 class ReceiptStatus(StrEnum):
     """What the hub did with a submitted event."""
 
@@ -649,6 +668,23 @@ class VictimIdentified(ContractModel):
     reflection_period_days: Int32 | None = Field(default=None, description="Length of the reflection and recovery period in days (e.g. Thailand 45 = 15 + 30).")
     consent_scope: tuple[DataCategory, ...] = Field(description="Data categories the person consented to share with partner countries.")
     personal: PersonalDetails | None = Field(default=None, description="Personal data; omitted unless needed and granted.")
+
+
+class Alert(ContractModel):
+    """An obligation on a case that falls due soon or is overdue, sent to the focal point that must act and to the one waiting. The id is stable: the same obligation at the same level is never alerted twice."""
+
+    avro_name: ClassVar[str] = "lintas.hub.Alert"
+
+    alert_id: StrictStr
+    obligation_id: StrictStr
+    kind: ObligationKind
+    level: AlertLevel
+    case_id: StrictStr
+    due: TimestampMillis
+    owner: CountryCode = Field(description="The focal point that must act.")
+    waiting: CountryCode = Field(description="The focal point waiting for it.")
+    detail: StrictStr | None = Field(default=None)
+    raised_at: TimestampMillis
 
 
 class Receipt(ContractModel):

@@ -10,30 +10,15 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 
 from hub.agreements import Agreements, Deadlines
-from hub.contract import CountryCode, TraffickingStatus
+from hub.contract import AlertLevel, CountryCode, ObligationKind, TraffickingStatus
 from projections.cases.fold import CaseState, Stage
 
 #: How long before an obligation falls due its owner is reminded.
 DUE_SOON = timedelta(days=2)
 #: The reflection and recovery period is flagged a week before it ends.
 REFLECTION_WARNING = timedelta(days=7)
-
-
-class ObligationKind(StrEnum):
-    ACKNOWLEDGE = "acknowledge_referral"
-    ANSWER = "answer_referral"
-    RETURN_NOTICE = "issue_return_notice"  # after acceptance; late = a delayed repatriation
-    HANDOVER = "confirm_handover"
-    FOLLOW_UP = "record_follow_up"
-    REFLECTION_DECISION = "decide_before_reflection_period_ends"
-
-
-class AlertLevel(StrEnum):
-    DUE_SOON = "due_soon"
-    OVERDUE = "overdue"
 
 
 @dataclass(frozen=True, order=True)
@@ -92,7 +77,7 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
             Obligation(
                 _end_of(ends),
                 state.case_id,
-                ObligationKind.REFLECTION_DECISION,
+                ObligationKind.DecideBeforeReflectionEnds,
                 host,
                 home or host,
                 f"reflection period of {state.reflection_days} days ends {ends.isoformat()}",
@@ -108,7 +93,7 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
                 Obligation(
                     _end_of(requested.date() + timedelta(days=deadlines.acknowledge_days)),
                     state.case_id,
-                    ObligationKind.ACKNOWLEDGE,
+                    ObligationKind.AcknowledgeReferral,
                     home,
                     host,
                 )
@@ -116,14 +101,14 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
         answer_by = requested.date() + timedelta(days=deadlines.answer_days)
         if state.respond_by is not None:
             answer_by = min(answer_by, state.respond_by)
-        owed.append(Obligation(_end_of(answer_by), state.case_id, ObligationKind.ANSWER, home, host))
+        owed.append(Obligation(_end_of(answer_by), state.case_id, ObligationKind.AnswerReferral, home, host))
 
     if state.stage == Stage.ACCEPTED and state.answered_at is not None:
         owed.append(
             Obligation(
                 _end_of(state.answered_at.date() + timedelta(days=deadlines.return_after_acceptance_days)),
                 state.case_id,
-                ObligationKind.RETURN_NOTICE,
+                ObligationKind.IssueReturnNotice,
                 host,
                 home,
             )
@@ -133,7 +118,7 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
             Obligation(
                 _end_of(state.planned_return_on + timedelta(days=deadlines.handover_after_return_days)),
                 state.case_id,
-                ObligationKind.HANDOVER,
+                ObligationKind.ConfirmHandover,
                 home,
                 host,
                 f"planned return {state.planned_return_on.isoformat()}",
@@ -147,7 +132,7 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
                     Obligation(
                         _end_of(add_months(state.handed_over_on, months)),
                         state.case_id,
-                        ObligationKind.FOLLOW_UP,
+                        ObligationKind.RecordFollowUp,
                         home,
                         host,
                         f"{months}-month follow-up",
@@ -160,11 +145,13 @@ def alerts(state: CaseState, deadlines: Deadlines | None, now: datetime) -> list
     """Alerts for the obligations that fall due soon or are overdue at ``now``."""
     raised: list[Alert] = []
     for obligation in obligations(state, deadlines):
-        warning = REFLECTION_WARNING if obligation.kind is ObligationKind.REFLECTION_DECISION else DUE_SOON
+        warning = (
+            REFLECTION_WARNING if obligation.kind is ObligationKind.DecideBeforeReflectionEnds else DUE_SOON
+        )
         if now > obligation.due:
-            raised.append(Alert(obligation, AlertLevel.OVERDUE))
+            raised.append(Alert(obligation, AlertLevel.Overdue))
         elif now >= obligation.due - warning:
-            raised.append(Alert(obligation, AlertLevel.DUE_SOON))
+            raised.append(Alert(obligation, AlertLevel.DueSoon))
     return raised
 
 
