@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import fastavro
 
-from hub.contract import CONTRACT_VERSION, EVENT_MODELS, Receipt
+from hub.contract import CONTRACT_VERSION, EVENT_MODELS, Alert, Receipt
 from hub.errors import InvalidEvent, SchemaError, UndecodableEvent, UnknownSchema
 from hub.events import Event, parse_event
 from hub.schema_registry import Contract, EventSchema, default_contract
@@ -98,8 +98,8 @@ class Codec:
 
     # -- events --------------------------------------------------------------------------------------
 
-    def encode(self, event: Event | Receipt) -> bytes:
-        """Bytes of a checked event (or receipt), written in the reader's contract version."""
+    def encode(self, event: Event | Receipt | Alert) -> bytes:
+        """Bytes of a checked event (or hub record), written in the reader's contract version."""
         schema = self._writers[type(event).__name__]
         buffer = BytesIO()
         buffer.write(MARKER)
@@ -145,3 +145,9 @@ class Codec:
         if schema.event_type != Receipt.__name__:
             raise InvalidEvent("<fingerprint>", f"{schema.event_type} is not a receipt")
         return Receipt.model_validate(record)
+
+    def decode_alert(self, data: bytes) -> Alert:
+        schema, record = self.decode_record(data)
+        if schema.event_type != Alert.__name__:
+            raise InvalidEvent("<fingerprint>", f"{schema.event_type} is not an alert")
+        return Alert.model_validate(record)

@@ -10,8 +10,10 @@ DEADLETTER = "lintas.deadletter"
 ACCEPTED_EVENTS = "lintas.hub.accepted"
 #: The router's case state, compacted; co-partitioned with the national events topics.
 ROUTER_STATE = "lintas.router.state"
+#: The projections' case states and the alerts already sent, compacted, co-partitioned.
+PROJECTION_STATE = "lintas.projections.state"
 #: Topics whose latest value per key is all that matters.
-COMPACTED = frozenset({ROUTER_STATE})
+COMPACTED = frozenset({ROUTER_STATE, PROJECTION_STATE})
 #: National events topics, for subscription by pattern.
 NRM_EVENTS_PATTERN = r"^lintas\.nrm\.[a-z]{2}\.events$"
 REGIONAL_STATS = "lintas.regional.stats"
@@ -50,4 +52,4 @@ def country_topics(country: str) -> list[str]:
 
 def all_topics(countries: Iterable[str]) -> list[str]:
     names = [name for country in countries for name in country_topics(country)]
-    return [*names, DEADLETTER, REGIONAL_STATS, ROUTER_STATE, ACCEPTED_EVENTS]
+    return [*names, DEADLETTER, REGIONAL_STATS, ROUTER_STATE, ACCEPTED_EVENTS, PROJECTION_STATE]

@@ -49,9 +49,9 @@ def test_topics_init_command_is_idempotent(kafka_bootstrap: str, monkeypatch: py
 
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    assert "created 0, already present 12" in second.output
+    assert "created 0, already present 13" in second.output
     assert asyncio.run(_partitions(kafka_bootstrap, "lintas.focal.mm.inbox")) >= 1
-    assert len(all_topics(["TH", "MM"])) == 12
+    assert len(all_topics(["TH", "MM"])) == 13
 
 
 def test_published_event_is_read_back_from_its_country_topic_and_decodes_equal(

@@ -141,7 +141,7 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
     return sorted(owed)
 
 
-def alerts(state: CaseState, deadlines: Deadlines | None, now: datetime) -> list[Alert]:
+def alerts_for(state: CaseState, deadlines: Deadlines | None, now: datetime) -> list[Alert]:
     """Alerts for the obligations that fall due soon or are overdue at ``now``."""
     raised: list[Alert] = []
     for obligation in obligations(state, deadlines):
