@@ -20,7 +20,7 @@ from hub.events import parse_event
 from hub.headers import envelope_headers
 from hub.kafka import ensure_topics, producer, read_all
 from hub.localkafka import LocalBroker
-from hub.topics import ACCEPTED_EVENTS, all_topics, alerts
+from hub.topics import ACCEPTED_EVENTS, alerts, all_topics
 from projections.alerts.worker import AlertWorker
 from tests.test_codec import fisherman
 
