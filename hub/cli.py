@@ -28,6 +28,9 @@ from hub.settings import Settings
 from hub.synthetic import causal_rounds, synthetic_stream
 from hub.topics import all_topics, focal_inbox, nrm_events, nrm_receipts
 from hub.worker import RouterWorker
+from projections.alerts.worker import AlertWorker
+from projections.obligations.rules import deadlines_for, obligations
+from projections.replay import replay_cases
 
 app = typer.Typer(help="Lintas: transnational referral message hub.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The Avro contract in schemas/avro.", no_args_is_help=True)
@@ -215,6 +218,109 @@ def worker(
         asyncio.run(_run_worker(settings, bootstrap, instance))
     except LintasError as exc:
         raise _fail(exc) from exc
+
+
+# -- projections ---------------------------------------------------------------------------------
+
+
+@app.command()
+def alerts(
+    bootstrap_servers: BootstrapOption = None,
+    instance: Annotated[str, typer.Option(help="Stable id of this worker.")] = "0",
+    every: Annotated[float, typer.Option(help="Seconds between deadline checks.")] = 10.0,
+) -> None:
+    """Run the alert feed: fold accepted events and send due-soon and overdue alerts."""
+    settings = Settings()
+    configure_logging(settings.log_format)
+
+    async def run(bootstrap: str) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        worker = AlertWorker(
+            bootstrap,
+            Codec(),
+            load_agreements(settings.agreements_path),
+            clock=lambda: datetime.now(UTC),
+            instance=instance,
+            client_options=client_options(settings),
+        )
+        await worker.run(stop, tick_every=every)
+
+    try:
+        asyncio.run(run(_bootstrap(settings, bootstrap_servers)))
+    except LintasError as exc:
+        raise _fail(exc) from exc
+
+
+def _as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:  # a bare date means the end of that day, UTC
+        moment = moment.replace(tzinfo=UTC)
+        if len(value) == 10:
+            moment += timedelta(days=1, milliseconds=-1)
+    return moment
+
+
+AsOfOption = Annotated[
+    str | None, typer.Option("--as-of", help="Show it as it stood then (ISO date or date-time).")
+]
+
+
+@app.command()
+def replay(bootstrap_servers: BootstrapOption = None, as_of: AsOfOption = None) -> None:
+    """Rebuild every projection from offset 0 of the hub's log and summarise the cases."""
+    settings = Settings()
+    try:
+        bootstrap = _bootstrap(settings, bootstrap_servers)
+        states = asyncio.run(
+            replay_cases(bootstrap, Codec(), as_of=_as_of(as_of), **client_options(settings))
+        )
+    except LintasError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"{len(states)} cases")
+    for stage, count in Counter(state.stage for state in states.values()).most_common():
+        typer.echo(f"  {stage.value:<16} {count:>7}")
+
+
+@app.command()
+def case(
+    case_id: str,
+    bootstrap_servers: BootstrapOption = None,
+    as_of: AsOfOption = None,
+    lang: Annotated[str, typer.Option(help="Language of the labels.")] = "en",
+) -> None:
+    """One case's state, now or as of a past date (for a dispute at a CMM)."""
+
+    settings = Settings()
+    try:
+        bootstrap = _bootstrap(settings, bootstrap_servers)
+        states = asyncio.run(
+            replay_cases(bootstrap, Codec(), as_of=_as_of(as_of), **client_options(settings))
+        )
+    except LintasError as exc:
+        raise _fail(exc) from exc
+    state = states.get(case_id)
+    if state is None:
+        typer.echo(f"no case {case_id}" + (f" as of {as_of}" if as_of else ""), err=True)
+        raise typer.Exit(code=1)
+    labels = labels_for(lang)
+    typer.echo(
+        f"{state.case_id}: {state.stage.value}, next action by "
+        f"{labels.label(state.next_action_by) if state.next_action_by else '-'}"
+    )
+    typer.echo(
+        f"  {labels.label(state.host)} -> {labels.label(state.home) if state.home else '-'}"
+        f"; {labels.label(state.status)}; {labels.label(state.age_band)}"
+    )
+    for owed in obligations(state, deadlines_for(state, load_agreements(settings.agreements_path))):
+        typer.echo(
+            f"  owes {labels.label(owed.kind)} by {owed.due:%Y-%m-%d}: "
+            f"{labels.label(owed.owner)} (waiting: {labels.label(owed.waiting)})"
+        )
 
 
 # -- demo --------------------------------------------------------------------------------------
