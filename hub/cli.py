@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import uuid
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
 
 import structlog
 import typer
@@ -26,11 +30,14 @@ from hub.routing import Router
 from hub.schema_registry import default_contract
 from hub.settings import Settings
 from hub.synthetic import causal_rounds, synthetic_stream
-from hub.topics import all_topics, focal_inbox, nrm_events, nrm_receipts
+from hub.topics import REGIONAL_STATS, all_topics, focal_inbox, nrm_events, nrm_receipts
 from hub.worker import RouterWorker
+from projections.agenda.build import build_agenda
+from projections.agenda.render import to_html, to_markdown, to_pdf
 from projections.alerts.worker import AlertWorker
 from projections.obligations.rules import deadlines_for, obligations
 from projections.replay import replay_cases
+from projections.stats.aggregate import regional_statistics, to_rows, to_table
 
 app = typer.Typer(help="Lintas: transnational referral message hub.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The Avro contract in schemas/avro.", no_args_is_help=True)
@@ -321,6 +328,95 @@ def case(
             f"  owes {labels.label(owed.kind)} by {owed.due:%Y-%m-%d}: "
             f"{labels.label(owed.owner)} (waiting: {labels.label(owed.waiting)})"
         )
+
+
+class AgendaFormat(StrEnum):
+    markdown = "markdown"
+    html = "html"
+    pdf = "pdf"
+
+
+@app.command()
+def agenda(
+    country_a: Annotated[str, typer.Argument(help="One country of the corridor, e.g. TH.")],
+    country_b: Annotated[str, typer.Argument(help="The other, e.g. MM.")],
+    bootstrap_servers: BootstrapOption = None,
+    as_of: AsOfOption = None,
+    lang: Annotated[str, typer.Option(help="Language of the agenda (en, th, my, km, lo, vi, ...).")] = "en",
+    output_format: Annotated[AgendaFormat, typer.Option("--format")] = AgendaFormat.markdown,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+) -> None:
+    """The Case Management Meeting agenda of a corridor, as of a date, in the reader's language."""
+    settings = Settings()
+    agreements = load_agreements(settings.agreements_path)
+    corridor = agreements.corridor(country_a.upper(), country_b.upper())
+    if corridor is None:
+        raise _fail(LintasError(f"no agreement joins {country_a.upper()} and {country_b.upper()}"))
+    moment = _as_of(as_of) or datetime.now(UTC)
+    try:
+        bootstrap = _bootstrap(settings, bootstrap_servers)
+        states = asyncio.run(replay_cases(bootstrap, Codec(), as_of=moment, **client_options(settings)))
+        built = build_agenda(states, corridor, as_of=moment)
+        labels_for(lang)  # an unknown language fails here, before rendering
+    except LintasError as exc:
+        raise _fail(exc) from exc
+    if output_format is AgendaFormat.pdf:
+        document = to_pdf(built, lang)
+        target = output or Path(f"agenda-{corridor.id}-{moment:%Y-%m-%d}-{lang}.pdf")
+        target.write_bytes(document)
+        typer.echo(str(target))
+        return
+    text = to_html(built, lang) if output_format is AgendaFormat.html else to_markdown(built, lang)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(str(output))
+
+
+@app.command()
+def stats(
+    bootstrap_servers: BootstrapOption = None,
+    as_of: AsOfOption = None,
+    lang: Annotated[str, typer.Option(help="Language of the labels.")] = "en",
+    publish: Annotated[bool, typer.Option(help="Also publish the rows to lintas.regional.stats.")] = False,
+) -> None:
+    """Anonymised regional statistics: flows and timeliness, small cells suppressed."""
+    settings = Settings()
+    moment = _as_of(as_of)
+    try:
+        bootstrap = _bootstrap(settings, bootstrap_servers)
+        states = asyncio.run(replay_cases(bootstrap, Codec(), as_of=moment, **client_options(settings)))
+        figures = regional_statistics(
+            states.values(),
+            load_agreements(settings.agreements_path),
+            as_of=moment.date() if moment else None,
+        )
+        typer.echo(to_table(figures, lang))
+        if publish:
+            rows = to_rows(figures)
+            asyncio.run(publish_rows(bootstrap, rows, **client_options(settings)))
+            typer.echo(f"published {len(rows)} rows to {REGIONAL_STATS}")
+    except LintasError as exc:
+        raise _fail(exc) from exc
+
+
+async def publish_rows(bootstrap: str, rows: Sequence[Mapping[str, object]], **options: Any) -> None:
+    """One JSON document per row, keyed by table, so that a reader can take the latest of each."""
+    kafka_producer = producer(bootstrap, **options)
+    await kafka_producer.start()
+    try:
+        sends = [
+            await kafka_producer.send(
+                REGIONAL_STATS,
+                json.dumps(row, ensure_ascii=False, default=str).encode(),
+                key=str(row.get("table", "")).encode(),
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*sends)
+    finally:
+        await kafka_producer.stop()
 
 
 # -- demo --------------------------------------------------------------------------------------
