@@ -172,7 +172,7 @@ def topics_init(
         report = asyncio.run(
             ensure_topics(
                 bootstrap,
-                all_topics(settings.topics.countries),
+                all_topics(_countries(settings)),
                 partitions=partitions or settings.topics.partitions,
                 replication_factor=settings.topics.replication_factor,
                 options=client_options(settings),
@@ -192,14 +192,28 @@ def make_router(settings: Settings, codec: Codec | None = None) -> Router:
     return Router(codec=codec or Codec(), agreements=agreements)
 
 
-async def _run_worker(settings: Settings, bootstrap: str, instance: str) -> None:
+def _countries(settings: Settings) -> list[str]:
+    """The configured countries and every party to an agreement: each needs its topics."""
+    parties = {
+        country.value
+        for corridor in load_agreements(settings.agreements_path).corridors
+        for country in corridor.countries
+    }
+    return sorted(set(settings.topics.countries) | parties)
+
+
+async def _ensure_all_topics(settings: Settings, bootstrap: str) -> None:
     await ensure_topics(
         bootstrap,
-        all_topics(settings.topics.countries),
+        all_topics(_countries(settings)),
         partitions=settings.topics.partitions,
         replication_factor=settings.topics.replication_factor,
         options=client_options(settings),
     )
+
+
+async def _run_worker(settings: Settings, bootstrap: str, instance: str) -> None:
+    await _ensure_all_topics(settings, bootstrap)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -241,6 +255,7 @@ def alerts(
     configure_logging(settings.log_format)
 
     async def run(bootstrap: str) -> None:
+        await _ensure_all_topics(settings, bootstrap)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -424,10 +439,7 @@ async def publish_rows(bootstrap: str, rows: Sequence[Mapping[str, object]], **o
 
 async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -> None:
     options = client_options(settings)
-    countries = settings.topics.countries
-    await ensure_topics(
-        bootstrap, all_topics(countries), partitions=settings.topics.partitions, options=options
-    )
+    await _ensure_all_topics(settings, bootstrap)
     now = datetime.now(UTC)
     codec = Codec()
     # A tag per run keeps this run's cases apart from those of earlier runs on the same broker.

@@ -178,7 +178,7 @@ def corridor_events() -> list[Event]:
     i, j, k, lc = Case("TH-I-declined"), Case("TH-J-lost"), Case("TH-K-retrafficked"), Case("TH-L-reflection")
     x, y = Case("TH-X-laos", "TH", "LA"), Case("TH-Y-closed")
     events = [
-        # 1. new since the last meeting (2026-05-23): a presumed child, reflection period until 12-16
+        # 1. new since the last meeting (2026-05-23): a presumed child, reflection period until 12-15
         a.identified(d("2026-11-01"), presumed=True, child=True),
         # 2. referrals awaiting an answer
         b.identified(d("2026-04-01"), presumed=True),
@@ -274,7 +274,7 @@ def test_new_cases_are_those_identified_since_the_last_meeting(agenda: Agenda) -
             exploitation_types=(ExploitationType.ForcedLabour,),
             stage=Stage.IDENTIFIED,
             owner=TH,  # Thailand decides before the reflection period ends
-            due=d("2026-12-16"),
+            due=d("2026-12-15"),
             days_overdue=0,
         ),
     )
@@ -344,7 +344,7 @@ def test_cases_needing_a_joint_decision_most_pressing_first(agenda: Agenda) -> N
             0,
         ),
         JointDecision(
-            "TH-L-reflection", DecisionReason.REFLECTION_ENDED, d("2026-04-15"), None, None, False, TH, 222
+            "TH-L-reflection", DecisionReason.REFLECTION_ENDED, d("2026-04-14"), None, None, False, TH, 223
         ),
         JointDecision("MM-G-atrisk", DecisionReason.AT_RISK, d("2026-08-29"), None, 3, False, TH, 0),
     )

@@ -102,9 +102,11 @@ class CaseState(BaseModel):
 
     @property
     def reflection_ends(self) -> date | None:
+        """The last day of the reflection and recovery period: its start is day 1 (Thailand:
+        identified on 6 January, 45 days, so the period's last day is 19 February)."""
         if self.reflection_start is None or self.reflection_days is None:
             return None
-        return self.reflection_start + timedelta(days=self.reflection_days)
+        return self.reflection_start + timedelta(days=self.reflection_days - 1)
 
     @property
     def latest_follow_up(self) -> FollowUp | None:
