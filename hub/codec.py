@@ -8,7 +8,7 @@ installation's newest version of the same record, so old writers and new readers
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
@@ -100,14 +100,19 @@ class Codec:
 
     def encode(self, event: Event | Receipt | Alert) -> bytes:
         """Bytes of a checked event (or hub record), written in the reader's contract version."""
-        schema = self._writers[type(event).__name__]
+        return self.encode_record(type(event).__name__, event.model_dump())
+
+    def encode_record(self, name: str, record: Mapping[str, Any]) -> bytes:
+        """Bytes of a plain record of the named message type, for hot paths that build the
+        record themselves; fastavro still checks every type and code as it writes."""
+        schema = self._writers[name]
         buffer = BytesIO()
         buffer.write(MARKER)
         buffer.write(schema.fingerprint)
         try:
-            fastavro.schemaless_writer(buffer, schema.parsed, event.model_dump())
+            fastavro.schemaless_writer(buffer, schema.parsed, record)
         except (ValueError, TypeError, OverflowError) as exc:
-            raise InvalidEvent(type(event).__name__, f"cannot be written as Avro: {exc}") from exc
+            raise InvalidEvent(name, f"cannot be written as Avro: {exc}") from exc
         return buffer.getvalue()
 
     def decode_record(self, data: bytes) -> tuple[EventSchema, dict[str, Any]]:

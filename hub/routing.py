@@ -363,21 +363,24 @@ class Router:
         withheld: tuple[str, ...],
     ) -> Outgoing:
         envelope = event.envelope if event is not None else None
-        receipt = Receipt(
-            status=status,
-            reason_code=reason.value if reason else None,
-            message=text,
-            event_id=envelope.event_id if envelope else None,
-            event_type=envelope.event_type if envelope else None,
-            case_id=envelope.case_id if envelope else None,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            routed_to=tuple(routed_to),
-            withheld=withheld,
-        )
+        # The fields of lintas.hub.Receipt, written directly: one receipt per message is hot.
+        receipt = {
+            "status": status.value,
+            "reason_code": reason.value if reason else None,
+            "message": text,
+            "event_id": envelope.event_id if envelope else None,
+            "event_type": envelope.event_type.value if envelope else None,
+            "case_id": envelope.case_id if envelope else None,
+            "source_topic": message.topic,
+            "source_partition": message.partition,
+            "source_offset": message.offset,
+            "routed_to": [country.value for country in routed_to],
+            "withheld": list(withheld),
+        }
         key = envelope.case_id.encode() if envelope else message.key
-        return Outgoing(nrm_receipts(message.country), key, self.codec.encode(receipt))
+        return Outgoing(
+            nrm_receipts(message.country), key, self.codec.encode_record(Receipt.__name__, receipt)
+        )
 
 
 def country_of_topic(topic: str) -> str:
