@@ -35,6 +35,7 @@ from hub.worker import RouterWorker
 from projections.agenda.build import build_agenda
 from projections.agenda.render import to_html, to_markdown, to_pdf
 from projections.alerts.worker import AlertWorker
+from projections.cases.fold import CaseState
 from projections.obligations.rules import deadlines_for, obligations
 from projections.replay import replay_cases
 from projections.stats.aggregate import regional_statistics, to_rows, to_table
@@ -292,17 +293,23 @@ AsOfOption = Annotated[
 ]
 
 
+def _replayed(
+    settings: Settings, bootstrap_servers: str | None, moment: datetime | None
+) -> tuple[str, dict[str, CaseState]]:
+    """The cluster's address and every case rebuilt from the hub's log (as of ``moment``)."""
+    try:
+        bootstrap = _bootstrap(settings, bootstrap_servers)
+        states = asyncio.run(replay_cases(bootstrap, Codec(), as_of=moment, **client_options(settings)))
+    except LintasError as exc:
+        raise _fail(exc) from exc
+    return bootstrap, states
+
+
 @app.command()
 def replay(bootstrap_servers: BootstrapOption = None, as_of: AsOfOption = None) -> None:
     """Rebuild every projection from offset 0 of the hub's log and summarise the cases."""
     settings = Settings()
-    try:
-        bootstrap = _bootstrap(settings, bootstrap_servers)
-        states = asyncio.run(
-            replay_cases(bootstrap, Codec(), as_of=_as_of(as_of), **client_options(settings))
-        )
-    except LintasError as exc:
-        raise _fail(exc) from exc
+    _, states = _replayed(settings, bootstrap_servers, _as_of(as_of))
     typer.echo(f"{len(states)} cases")
     for stage, count in Counter(state.stage for state in states.values()).most_common():
         typer.echo(f"  {stage.value:<16} {count:>7}")
@@ -318,13 +325,7 @@ def case(
     """One case's state, now or as of a past date (for a dispute at a CMM)."""
 
     settings = Settings()
-    try:
-        bootstrap = _bootstrap(settings, bootstrap_servers)
-        states = asyncio.run(
-            replay_cases(bootstrap, Codec(), as_of=_as_of(as_of), **client_options(settings))
-        )
-    except LintasError as exc:
-        raise _fail(exc) from exc
+    _, states = _replayed(settings, bootstrap_servers, _as_of(as_of))
     state = states.get(case_id)
     if state is None:
         typer.echo(f"no case {case_id}" + (f" as of {as_of}" if as_of else ""), err=True)
@@ -368,9 +369,8 @@ def agenda(
     if corridor is None:
         raise _fail(LintasError(f"no agreement joins {country_a.upper()} and {country_b.upper()}"))
     moment = _as_of(as_of) or datetime.now(UTC)
+    _, states = _replayed(settings, bootstrap_servers, moment)
     try:
-        bootstrap = _bootstrap(settings, bootstrap_servers)
-        states = asyncio.run(replay_cases(bootstrap, Codec(), as_of=moment, **client_options(settings)))
         built = build_agenda(states, corridor, as_of=moment)
         labels_for(lang)  # an unknown language fails here, before rendering
     except LintasError as exc:
@@ -399,9 +399,8 @@ def stats(
     """Anonymised regional statistics: flows and timeliness, small cells suppressed."""
     settings = Settings()
     moment = _as_of(as_of)
+    bootstrap, states = _replayed(settings, bootstrap_servers, moment)
     try:
-        bootstrap = _bootstrap(settings, bootstrap_servers)
-        states = asyncio.run(replay_cases(bootstrap, Codec(), as_of=moment, **client_options(settings)))
         figures = regional_statistics(
             states.values(),
             load_agreements(settings.agreements_path),

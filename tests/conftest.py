@@ -74,3 +74,13 @@ def kafka_bootstrap(
 def unique_topic(request: pytest.FixtureRequest) -> str:
     """A fresh topic name for this test (not created: auto-creation is off on the test broker)."""
     return new_topic_name(f"test.{request.node.name}")
+
+
+@pytest.fixture
+def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own, for tests whose input must be exactly what they publish."""
+    broker = LocalBroker(tmp_path / "kafka", kafka_libs)
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()

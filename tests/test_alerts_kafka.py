@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,22 +17,12 @@ from hub.contract import AlertLevel, ObligationKind
 from hub.events import parse_event
 from hub.headers import envelope_headers
 from hub.kafka import ensure_topics, producer, read_all
-from hub.localkafka import LocalBroker
 from hub.topics import ACCEPTED_EVENTS, alerts, all_topics
 from projections.alerts.worker import AlertWorker
 from tests.test_codec import fisherman
 
 pytestmark = pytest.mark.kafka
 STEP = 60.0
-
-
-@pytest.fixture
-def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[str]:
-    broker = LocalBroker(tmp_path / "kafka", kafka_libs)
-    try:
-        yield broker.start()
-    finally:
-        broker.stop()
 
 
 class Clock:

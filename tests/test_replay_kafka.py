@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from hub.codec import Codec
 from hub.kafka import ensure_topics, producer, read_all
-from hub.localkafka import LocalBroker
 from hub.synthetic import synthetic_stream
 from hub.topics import ACCEPTED_EVENTS, PROJECTION_STATE, all_topics
 from projections.alerts.worker import GROUP_ID
@@ -29,15 +27,6 @@ from projections.replay import replay_cases
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4
-
-
-@pytest.fixture
-def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[str]:
-    broker = LocalBroker(tmp_path / "kafka", kafka_libs)
-    try:
-        yield broker.start()
-    finally:
-        broker.stop()
 
 
 async def committed(bootstrap: str) -> int:

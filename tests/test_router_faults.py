@@ -16,7 +16,6 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from hub.contract import ReceiptStatus
 from hub.events import Event
 from hub.headers import envelope_headers, header_map
 from hub.kafka import ensure_topics, producer, read_all
-from hub.localkafka import LocalBroker
 from hub.routing import Reason
 from hub.synthetic import synthetic_stream
 from hub.topics import DEADLETTER, all_topics, focal_inbox, nrm_events, nrm_receipts
@@ -39,15 +37,6 @@ pytestmark = pytest.mark.kafka
 COUNTRIES = ["TH", "MM", "LA", "KH", "VN", "CN", "MY", "ID", "PH", "JP", "SG"]
 PARTITIONS = 6
 STREAM = 20_000
-
-
-@pytest.fixture
-def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[str]:
-    broker = LocalBroker(tmp_path / "kafka", kafka_libs)
-    try:
-        yield broker.start()
-    finally:
-        broker.stop()
 
 
 class Worker:
