@@ -36,7 +36,7 @@ from projections.agenda.build import build_agenda
 from projections.agenda.render import to_html, to_markdown, to_pdf
 from projections.alerts.worker import AlertWorker
 from projections.cases.fold import CaseState
-from projections.obligations.rules import deadlines_for, obligations
+from projections.obligations.rules import alerts_for, deadlines_for, obligations
 from projections.replay import replay_cases
 from projections.stats.aggregate import regional_statistics, to_rows, to_table
 
@@ -538,6 +538,27 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
             f"\nminimised per agreement and consent: {len(withheld)} events, e.g. case "
             f"{sample.case_id} ({kind}) sent without {', '.join(sample.withheld)}"
         )
+
+    # The projections, rebuilt from the hub's log: what is owed now, and the next TH-MM meeting.
+    agreements = load_agreements(settings.agreements_path)
+    states = {
+        case_id: state
+        for case_id, state in (await replay_cases(bootstrap, codec, **options)).items()
+        if run_tag in case_id
+    }
+    owed = Counter(
+        (alert.obligation.kind, alert.level)
+        for state in states.values()
+        for alert in alerts_for(state, deadlines_for(state, agreements), now)
+    )
+    typer.echo(f"\n{len(states)} cases in the projections; alerts open now:")
+    for (kind, level), count in sorted(owed.items(), key=lambda item: -item[1]):
+        typer.echo(f"  {labels.label(kind):<44} {labels.label(level):<14} {count:>5}")
+    corridor = agreements.corridor("TH", "MM")
+    if corridor is not None:
+        target = Path(f"agenda-{corridor.id}-{now:%Y-%m-%d}-{language}.md")
+        target.write_text(to_markdown(build_agenda(states, corridor, as_of=now), language), encoding="utf-8")
+        typer.echo(f"\nagenda of the next Thailand-Myanmar case management meeting: {target}")
 
 
 @app.command()
