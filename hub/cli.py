@@ -556,9 +556,15 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
         typer.echo(f"  {labels.label(kind):<44} {labels.label(level):<14} {count:>5}")
     corridor = agreements.corridor("TH", "MM")
     if corridor is not None:
-        target = Path(f"agenda-{corridor.id}-{now:%Y-%m-%d}-{language}.md")
-        target.write_text(to_markdown(build_agenda(states, corridor, as_of=now), language), encoding="utf-8")
+        target = Path(".lintas") / f"agenda-{corridor.id}-{now:%Y-%m-%d}-{language}.md"
+        text = to_markdown(build_agenda(states, corridor, as_of=now), language)
+        await asyncio.to_thread(_write_text, target, text)
         typer.echo(f"\nagenda of the next Thailand-Myanmar case management meeting: {target}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 @app.command()
