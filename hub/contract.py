@@ -483,6 +483,7 @@ class ObligationKind(StrEnum):
     AcknowledgeReferral = "AcknowledgeReferral"
     AnswerReferral = "AnswerReferral"
     IssueReturnNotice = "IssueReturnNotice"
+    GiveReturnNoticeInTime = "GiveReturnNoticeInTime"
     ConfirmHandover = "ConfirmHandover"
     RecordFollowUp = "RecordFollowUp"
     DecideBeforeReflectionEnds = "DecideBeforeReflectionEnds"

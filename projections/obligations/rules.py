@@ -113,6 +113,26 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
                 home,
             )
         )
+    if (
+        state.stage == Stage.RETURN_NOTIFIED
+        and state.planned_return_on is not None
+        and state.return_notice_at is not None
+    ):
+        # The home country needs the agreed lead time to prepare the reception; a notice that came
+        # later stays owed (overdue since its due day) until the handover settles it.
+        notice_due = state.planned_return_on - timedelta(days=deadlines.return_notice_days)
+        if state.return_notice_at.date() > notice_due:
+            lead = (state.planned_return_on - state.return_notice_at.date()).days
+            owed.append(
+                Obligation(
+                    _end_of(notice_due),
+                    state.case_id,
+                    ObligationKind.GiveReturnNoticeInTime,
+                    host,
+                    home,
+                    f"notice given {lead} days before the return; {deadlines.return_notice_days} agreed",
+                )
+            )
     if state.stage == Stage.RETURN_NOTIFIED and state.planned_return_on is not None:
         owed.append(
             Obligation(
