@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from hub.agreements import load_agreements
@@ -59,5 +60,5 @@ def test_a_late_notice_is_owed_overdue_from_the_day_it_was_due_until_the_handove
         if a.obligation.kind is ObligationKind.GiveReturnNoticeInTime
     ]
     assert alert.level is AlertLevel.Overdue
-    handed_over = late.model_copy(update={"stage": Stage.HANDED_OVER, "handed_over_on": date(2026, 4, 1)})
+    handed_over = replace(late, stage=Stage.HANDED_OVER, handed_over_on=date(2026, 4, 1))
     assert ObligationKind.GiveReturnNoticeInTime not in kinds(handed_over)

@@ -102,7 +102,7 @@ def test_replay_equals_the_live_state_after_kills_and_restarts(own_broker: str, 
     for record in changelog:  # the latest committed value per key is the live state
         key = record.key.decode()
         if key.startswith("case/"):
-            live[key.removeprefix("case/")] = CaseState.model_validate_json(record.value)
+            live[key.removeprefix("case/")] = CaseState.from_json(record.value)
         else:
             alerts_sent.add(key)
     replayed = asyncio.run(replay_cases(own_broker, codec))

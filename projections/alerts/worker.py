@@ -75,7 +75,7 @@ class AlertWorker(TransactionalProcessor):
             self.cases.pop(case_id, None)
             self.partition_of.pop(case_id, None)
         else:
-            self.cases[case_id] = CaseState.model_validate_json(write.value)
+            self.cases[case_id] = CaseState.from_json(write.value)
             self.partition_of[case_id] = write.partition
 
     def forget(self, partitions: set[int]) -> None:
@@ -104,7 +104,7 @@ class AlertWorker(TransactionalProcessor):
                     overlay[case_id] = state
                     partition_of[case_id] = tp.partition
         result.state = [
-            StateWrite(f"{_CASE}{case_id}", state.model_dump_json().encode(), partition_of[case_id])
+            StateWrite(f"{_CASE}{case_id}", state.to_json(), partition_of[case_id])
             for case_id, state in overlay.items()
         ]
         return result
