@@ -91,7 +91,9 @@ class CaseState:
     closed_by: frozenset[CountryCode] = frozenset()
     closed_on: date | None = None
     last_event_at: datetime
-    applied: frozenset[str] = frozenset()  # event ids, so that applying one twice changes nothing
+    #: ids of the events applied (as 128-bit integers: half the memory of their text), so that
+    #: applying one twice changes nothing
+    applied: frozenset[int] = frozenset()
 
     def to_json(self) -> bytes:
         return _CASE_STATE.dump_json(self)
@@ -157,14 +159,14 @@ def _opened(event: VictimIdentified) -> CaseState:
         reflection_start=event.reflection_period_start,
         reflection_days=event.reflection_period_days,
         last_event_at=envelope.occurred_at,
-        applied=frozenset({str(envelope.event_id)}),
+        applied=frozenset({envelope.event_id.int}),
     )
 
 
 def evolve(state: CaseState | None, event: Event) -> CaseState | None:
     """The case after ``event``. A case exists from its identification on; events that came before
     it (the router rejects those) leave it absent."""
-    event_id = str(event.envelope.event_id)
+    event_id = event.envelope.event_id.int
     if state is None:
         return _opened(event) if isinstance(event, VictimIdentified) else None
     if event_id in state.applied:
