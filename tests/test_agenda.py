@@ -382,9 +382,7 @@ def test_figures_since_a_given_last_meeting(events: list[Event], corridor: Corri
     assert agenda.figures == Figures(1, 1, 0, 0, 0, 0, 1, None)
 
 
-def test_a_case_of_another_corridor_never_appears(
-    events: list[Event], corridor: Corridor, agenda: Agenda
-) -> None:
+def test_a_case_of_another_corridor_never_appears(events: list[Event], agenda: Agenda) -> None:
     states = fold(events)
     assert "TH-X-laos" in states
     assert "TH-X-laos" not in agenda.case_ids
