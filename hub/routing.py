@@ -168,7 +168,8 @@ def next_state(state: CaseRoute | None, event: Event) -> CaseRoute:
         )
     # Only the country that opened the case chooses whom to refer it to.
     partner = state.partner or (destination if source == state.opened_by else None)
-    state = replace_state(state, partner=partner)
+    if partner != state.partner:
+        state = replace_state(state, partner=partner)
 
     match event:
         case VictimIdentified():
