@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,10 +129,16 @@ async def publish_events(kafka_producer: AIOKafkaProducer, codec: Codec, events:
     return len(pending)
 
 
-async def read_all(
-    bootstrap: str, topics: Sequence[str], *, within: float = 30.0, **options: Any
-) -> list[Any]:
-    """Every committed record now in ``topics``, from the beginning (for demos and tests)."""
+async def committed_batches(
+    bootstrap: str,
+    partitions: Sequence[TopicPartition],
+    *,
+    within: float | None = None,
+    max_records: int = 10_000,
+    **options: Any,
+) -> AsyncIterator[dict[TopicPartition, list[Any]]]:
+    """The committed records of ``partitions``, from the beginning up to the end offsets they had
+    when reading started, batch by batch (memory does not grow with the topic)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -142,23 +148,35 @@ async def read_all(
     )
     await consumer.start()
     try:
-        counts = await topic_partitions(bootstrap, topics, **options)
-        partitions = [
-            TopicPartition(topic, partition) for topic in topics for partition in range(counts[topic])
-        ]
-        consumer.assign(partitions)
+        consumer.assign(list(partitions))
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[Any] = []
+        ends = await consumer.end_offsets(list(partitions))
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
+        deadline = None if within is None else loop.time() + within
+        # Positions, not record counts: transaction markers and aborted records take offsets too.
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"read of {', '.join(topics)} did not reach the end offsets")
-            batch = await consumer.getmany(timeout_ms=int(min(remaining, 1.0) * 1000))
-            for messages in batch.values():
-                records.extend(messages)
-        return records
+            if deadline is not None and loop.time() > deadline:
+                topics = sorted({tp.topic for tp in partitions})
+                raise TimeoutError(f"reading {', '.join(topics)} did not reach the end offsets in {within} s")
+            batch = await consumer.getmany(timeout_ms=500, max_records=max_records)
+            if batch:
+                yield batch
     finally:
         await consumer.stop()
+
+
+async def all_partitions(bootstrap: str, topics: Sequence[str], **options: Any) -> list[TopicPartition]:
+    counts = await topic_partitions(bootstrap, topics, **options)
+    return [TopicPartition(topic, partition) for topic in topics for partition in range(counts[topic])]
+
+
+async def read_all(
+    bootstrap: str, topics: Sequence[str], *, within: float = 30.0, **options: Any
+) -> list[Any]:
+    """Every committed record now in ``topics``, from the beginning (for demos and tests)."""
+    records: list[Any] = []
+    partitions = await all_partitions(bootstrap, topics, **options)
+    async for batch in committed_batches(bootstrap, partitions, within=within, **options):
+        for messages in batch.values():
+            records.extend(messages)
+    return records

@@ -25,6 +25,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from hub.kafka import committed_batches
 from hub.routing import Outgoing
 
 log = structlog.get_logger("lintas.processor")
@@ -121,27 +122,13 @@ class TransactionalProcessor(ABC):
         if not partitions:
             return
         started = time.monotonic()
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            **self.options,
-        )
-        await reader.start()
         restored = 0
-        try:
-            tps = [TopicPartition(self.changelog, p) for p in sorted(partitions)]
-            reader.assign(tps)
-            await reader.seek_to_beginning(*tps)
-            ends = await reader.end_offsets(tps)
-            while [tp for tp in tps if await reader.position(tp) < ends[tp]]:
-                batch = await reader.getmany(timeout_ms=500, max_records=10_000)
-                for tp, records in batch.items():
-                    for record in records:
-                        self.apply(StateWrite(record.key.decode(), record.value, tp.partition))
-                        restored += 1
-        finally:
-            await reader.stop()
+        tps = [TopicPartition(self.changelog, p) for p in sorted(partitions)]
+        async for batch in committed_batches(self.bootstrap, tps, **self.options):
+            for tp, records in batch.items():
+                for record in records:
+                    self.apply(StateWrite(record.key.decode(), record.value, tp.partition))
+                    restored += 1
         log.info(
             "state_restored",
             changelog=self.changelog,

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from hub.codec import Codec
 from hub.errors import InvalidEvent
 from hub.events import Event
-from hub.kafka import topic_partitions
+from hub.kafka import all_partitions, committed_batches
 from hub.topics import ACCEPTED_EVENTS
 from projections.cases.fold import CaseState, evolve
 
@@ -28,38 +25,25 @@ async def each_accepted_event(
 ) -> int:
     """Call ``handle`` with every committed event of the log, in partition order; returns the count.
     Streams: memory does not grow with the log."""
-    partitions = (await topic_partitions(bootstrap, [topic], **options))[topic]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
+    count = 0
+    partitions = await all_partitions(bootstrap, [topic], **options)
+    # Larger fetches than the default: a replay reads the whole log.
+    async for batch in committed_batches(
+        bootstrap,
+        partitions,
+        within=within,
+        max_records=20_000,
         max_partition_fetch_bytes=4 * 1024 * 1024,
         **options,
-    )
-    await consumer.start()
-    count = 0
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            if loop.time() > deadline:
-                raise TimeoutError(f"replay of {topic} did not reach its end in {within} s")
-            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
-            for records in batch.values():
-                for record in records:
-                    try:
-                        event = codec.decode(record.value)
-                    except InvalidEvent:
-                        continue  # accepted under rules this installation does not share
-                    handle(event)
-                    count += 1
-    finally:
-        await consumer.stop()
+    ):
+        for records in batch.values():
+            for record in records:
+                try:
+                    event = codec.decode(record.value)
+                except InvalidEvent:
+                    continue  # accepted under rules this installation does not share
+                handle(event)
+                count += 1
     return count
 
 
