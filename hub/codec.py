@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import fastavro
 
@@ -22,6 +22,7 @@ from hub.events import Event, parse_event
 from hub.schema_registry import Contract, EventSchema, default_contract
 
 MARKER: Final = b"\xc3\x01"
+_HubRecord = TypeVar("_HubRecord", Receipt, Alert)
 HEADER_SIZE: Final = len(MARKER) + 8
 
 
@@ -145,14 +146,15 @@ class Codec:
             raise InvalidEvent("<fingerprint>", f"{schema.event_type} is not an event")
         return parse_event(record, now=self._clock())
 
-    def decode_receipt(self, data: bytes) -> Receipt:
+    def decode_as(self, data: bytes, model: type[_HubRecord]) -> _HubRecord:
+        """A record the hub writes (receipt, alert) from bytes, refusing any other message type."""
         schema, record = self.decode_record(data)
-        if schema.event_type != Receipt.__name__:
-            raise InvalidEvent("<fingerprint>", f"{schema.event_type} is not a receipt")
-        return Receipt.model_validate(record)
+        if schema.event_type != model.__name__:
+            raise InvalidEvent("<fingerprint>", f"{schema.event_type} is not a {model.__name__}")
+        return model.model_validate(record)
+
+    def decode_receipt(self, data: bytes) -> Receipt:
+        return self.decode_as(data, Receipt)
 
     def decode_alert(self, data: bytes) -> Alert:
-        schema, record = self.decode_record(data)
-        if schema.event_type != Alert.__name__:
-            raise InvalidEvent("<fingerprint>", f"{schema.event_type} is not an alert")
-        return Alert.model_validate(record)
+        return self.decode_as(data, Alert)
