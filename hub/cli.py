@@ -31,6 +31,7 @@ from hub.schema_registry import default_contract
 from hub.settings import Settings
 from hub.synthetic import causal_rounds, synthetic_stream
 from hub.topics import REGIONAL_STATS, all_topics, focal_inbox, nrm_events, nrm_receipts
+from hub.worker import GROUP_ID as ROUTER_GROUP
 from hub.worker import RouterWorker
 from projections.agenda.build import build_agenda
 from projections.agenda.render import to_html, to_markdown, to_pdf
@@ -213,14 +214,18 @@ async def _ensure_all_topics(settings: Settings, bootstrap: str) -> None:
     )
 
 
-async def _run_worker(settings: Settings, bootstrap: str, instance: str) -> None:
+async def _run_worker(settings: Settings, bootstrap: str, instance: str, group: str) -> None:
     await _ensure_all_topics(settings, bootstrap)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     worker = RouterWorker(
-        bootstrap, make_router(settings), instance=instance, client_options=client_options(settings)
+        bootstrap,
+        make_router(settings),
+        group_id=group,
+        instance=instance,
+        client_options=client_options(settings),
     )
     await worker.run(stop)
 
@@ -231,13 +236,16 @@ def worker(
     instance: Annotated[
         str, typer.Option(help="Stable id of this worker; a restart with the same id takes over.")
     ] = "0",
+    group: Annotated[
+        str, typer.Option(help="Consumer group; workers of one group share the partitions.")
+    ] = ROUTER_GROUP,
 ) -> None:
     """Run the routing worker: validate, authorise, minimise and route every national event."""
     settings = Settings()
     configure_logging(settings.log_format)
     try:
         bootstrap = _bootstrap(settings, bootstrap_servers)
-        asyncio.run(_run_worker(settings, bootstrap, instance))
+        asyncio.run(_run_worker(settings, bootstrap, instance, group))
     except LintasError as exc:
         raise _fail(exc) from exc
 

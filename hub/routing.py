@@ -233,6 +233,15 @@ def replace_state(state: CaseRoute, **changes: object) -> CaseRoute:
     return state.model_copy(update=changes)
 
 
+def encode_route(state: CaseRoute) -> bytes:
+    """A case's routing state as the changelog stores it."""
+    return state.model_dump_json().encode()
+
+
+def decode_route(data: bytes) -> CaseRoute:
+    return CaseRoute.model_validate_json(data)
+
+
 # -- the decision ----------------------------------------------------------------------------------
 
 

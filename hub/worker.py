@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 
 from hub.contract import ReceiptStatus
 from hub.processor import BatchResult, StateWrite, TransactionalProcessor
-from hub.routing import CaseRoute, Incoming, Router, country_of_topic
+from hub.routing import CaseRoute, Incoming, Router, country_of_topic, decode_route, encode_route
 from hub.topics import NRM_EVENTS_PATTERN, ROUTER_STATE
 
 log = structlog.get_logger("lintas.router")
@@ -36,7 +36,7 @@ class RouterWorker(TransactionalProcessor):
             self.states.pop(write.key, None)
             self.state_partition.pop(write.key, None)
         else:
-            self.states[write.key] = CaseRoute.model_validate_json(write.value)
+            self.states[write.key] = decode_route(write.value)
             self.state_partition[write.key] = write.partition
 
     def forget(self, partitions: set[int]) -> None:
@@ -79,7 +79,7 @@ class RouterWorker(TransactionalProcessor):
                     partition_of[decision.case_id] = tp.partition
                 result.outputs.extend(decision.outputs)
         result.state = [
-            StateWrite(case_id, state.model_dump_json().encode(), partition_of[case_id])
+            StateWrite(case_id, encode_route(state), partition_of[case_id])
             for case_id, state in overlay.items()
         ]
         return result
