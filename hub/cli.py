@@ -26,6 +26,7 @@ from hub.contract import CountryCode, ReceiptStatus
 from hub.errors import LintasError
 from hub.kafka import client_options, ensure_topics, producer, publish_events, read_all
 from hub.logging import configure_logging
+from hub.processor import ProcessorConfig, read_health
 from hub.routing import Router
 from hub.schema_registry import default_contract
 from hub.settings import Settings
@@ -35,6 +36,7 @@ from hub.worker import GROUP_ID as ROUTER_GROUP
 from hub.worker import RouterWorker
 from projections.agenda.build import build_agenda
 from projections.agenda.render import to_html, to_markdown, to_pdf
+from projections.alerts.worker import GROUP_ID as ALERTS_GROUP
 from projections.alerts.worker import AlertWorker
 from projections.cases.fold import CaseState
 from projections.obligations.rules import alerts_for, deadlines_for, obligations
@@ -214,6 +216,22 @@ async def _ensure_all_topics(settings: Settings, bootstrap: str) -> None:
     )
 
 
+def _processor_options(settings: Settings, group: str, instance: str) -> dict[str, Any]:
+    """What every stream worker takes from the settings: client options, timeouts, health file."""
+    processor = settings.processor
+    status_dir = processor.status_dir
+    return {
+        "instance": instance,
+        "client_options": client_options(settings),
+        "max_batch": processor.max_batch,
+        "config": ProcessorConfig(
+            session_timeout_ms=processor.session_timeout_ms,
+            transaction_timeout_ms=processor.transaction_timeout_ms,
+        ),
+        "status_file": status_dir / f"{group}-{instance}.json" if status_dir is not None else None,
+    }
+
+
 async def _run_worker(settings: Settings, bootstrap: str, instance: str, group: str) -> None:
     await _ensure_all_topics(settings, bootstrap)
     stop = asyncio.Event()
@@ -221,11 +239,7 @@ async def _run_worker(settings: Settings, bootstrap: str, instance: str, group: 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     worker = RouterWorker(
-        bootstrap,
-        make_router(settings),
-        group_id=group,
-        instance=instance,
-        client_options=client_options(settings),
+        bootstrap, make_router(settings), group_id=group, **_processor_options(settings, group, instance)
     )
     await worker.run(stop)
 
@@ -248,6 +262,21 @@ def worker(
         asyncio.run(_run_worker(settings, bootstrap, instance, group))
     except LintasError as exc:
         raise _fail(exc) from exc
+
+
+@app.command()
+def health(
+    status_file: Annotated[
+        Path, typer.Argument(help="A worker's health file (LINTAS_PROCESSOR__STATUS_DIR).")
+    ],
+    stale_after: Annotated[
+        float, typer.Option(help="Seconds after which a silent worker is not live.")
+    ] = 30.0,
+) -> None:
+    """Print a worker's health; exit 0 when it is live and ready, 1 when live only, 2 when not live."""
+    live, ready, body = read_health(status_file, stale_after=stale_after)
+    typer.echo(json.dumps(body, indent=1) if body else f"{status_file}: no health file")
+    raise typer.Exit(0 if ready else 1 if live else 2)
 
 
 # -- projections ---------------------------------------------------------------------------------
@@ -274,8 +303,7 @@ def alerts(
             Codec(),
             load_agreements(settings.agreements_path),
             clock=lambda: datetime.now(UTC),
-            instance=instance,
-            client_options=client_options(settings),
+            **_processor_options(settings, ALERTS_GROUP, instance),
         )
         await worker.run(stop, tick_every=every)
 

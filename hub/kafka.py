@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,11 @@ from hub.codec import Codec
 from hub.errors import BrokerError
 from hub.events import Event
 from hub.headers import envelope_headers
+from hub.limits import INPUT_MAX_BYTES, TOPIC_MAX_BYTES
 from hub.settings import Settings
-from hub.topics import COMPACTED, nrm_events
+from hub.topics import COMPACTED, NRM_EVENTS_PATTERN, nrm_events
+
+NRM_EVENTS = re.compile(NRM_EVENTS_PATTERN)
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -60,7 +64,7 @@ async def ensure_topics(
                             name,
                             partitions,
                             replication_factor,
-                            topic_configs={"cleanup.policy": "compact"} if name in COMPACTED else None,
+                            topic_configs=topic_config(name),
                         )
                         for name in missing
                     ]
@@ -69,6 +73,15 @@ async def ensure_topics(
         return TopicsReport(created=tuple(missing), existing=tuple(name for name in names if name in present))
     finally:
         await admin.close()
+
+
+def topic_config(name: str) -> dict[str, str]:
+    """Per-topic settings: compaction for changelogs, and the size limits of ``hub.limits`` (a national
+    topic takes less than the hub may write, so a routed copy with its headers always fits)."""
+    config = {"max.message.bytes": str(INPUT_MAX_BYTES if NRM_EVENTS.match(name) else TOPIC_MAX_BYTES)}
+    if name in COMPACTED:
+        config["cleanup.policy"] = "compact"
+    return config
 
 
 async def topic_partitions(bootstrap: str, topics: Sequence[str], **options: Any) -> dict[str, int]:

@@ -1,34 +1,102 @@
-"""Exactly-once stream processing on Kafka transactions, the Kafka Streams way.
+"""Exactly-once stream processing on Kafka transactions, the Kafka Streams way, on confluent-kafka.
 
 A processor reads a batch, computes its outputs and state changes in memory (pure code does the
 thinking), then writes the outputs, the changed state (a compacted changelog co-partitioned with the
 input) and the input offsets in ONE transaction. A crash before the commit aborts all of it and the
-batch is read again; a crash after it has nothing to redo. State lives in memory and is rebuilt from the
-changelog when partitions are assigned. A restarted instance keeps its transactional id, so Kafka fences
-the dead one and aborts whatever it left open.
+batch is read again; a crash after it has nothing to redo.
+
+What makes it hold when workers scale out (see DESIGN §3):
+
+* **Fencing (KIP-447).** Offsets go into the transaction with the consumer's group metadata
+  (generation and member id), so a worker that was paused past its session timeout, or lost its
+  partitions in a rebalance, cannot commit a transaction for partitions another worker now owns: the
+  broker refuses it and the transaction aborts. A restarted instance keeps its transactional id, so
+  Kafka fences the dead one and aborts whatever it left open.
+* **Whole partition numbers.** Like Kafka Streams' tasks, a worker owns partition p of every input
+  topic and of the changelog together. The group uses the range assignor, which gives every member
+  the same partition numbers of every topic when all topics have the changelog's partition count; an
+  assignment that splits a partition number across members anyway (a member that has not yet seen a
+  new topic) is refused — nothing of it is processed — until the group agrees, and a topic with a
+  different partition count is never read (a clear error, in the log and the health file).
+* **State after the previous owner.** On assignment the committed offsets are fetched first (the
+  broker holds them back while a previous owner's transaction is open), then the state is restored
+  from the changelog up to its last stable offset, so it includes everything that owner committed.
+* **No poison pill.** Outputs are produced with a delivery report per message; a permanent
+  per-message failure (too large for the topic, invalid for it, not allowed) aborts the batch once,
+  and the batch is redone with that input marked, so the subclass gives it a receipt and a dead letter
+  instead. Retriable errors are retried with backoff; a batch that keeps aborting shows as *stalled*
+  in the health file instead of looping silently.
 
 Subclasses say how to process a batch (and, optionally, what a timer emits) and how to read a state
-record back; they never touch Kafka.
+record back; they never touch Kafka. The loop is synchronous (librdkafka serves rebalances inside
+``consume``, between transactions, so no transaction is ever open when partitions are revoked);
+:meth:`TransactionalProcessor.run` runs it in a thread for asyncio callers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import json
+import os
+import re
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple, cast
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
-from hub.kafka import committed_batches
+from hub.errors import LintasError
 from hub.routing import Outgoing
 
 log = structlog.get_logger("lintas.processor")
+
+
+class ProcessorError(LintasError):
+    """The processor cannot go on: fenced by a newer instance, a fatal client error, bad topics."""
+
+
+class Part(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input message, independent of the Kafka client."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+    @property
+    def coordinates(self) -> Coordinates:
+        return (self.topic, self.partition, self.offset)
+
+
+#: Where an input came from: topic, partition, offset.
+Coordinates = tuple[str, int, int]
+Batch = dict[Part, list[Record]]
 
 
 @dataclass(frozen=True)
@@ -43,27 +111,84 @@ class StateWrite:
 @dataclass
 class BatchResult:
     outputs: list[Outgoing] = field(default_factory=list)
+    #: The input each output answers (None for timer outputs), so a failed output is traced back.
+    origins: list[Coordinates | None] = field(default_factory=list)
     state: list[StateWrite] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+
+    def emit(self, outputs: Sequence[Outgoing], origin: Coordinates | None) -> None:
+        self.outputs.extend(outputs)
+        self.origins.extend([origin] * len(outputs))
 
 
 @dataclass
 class ProcessorStats:
     batches: int = 0
+    aborts: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, processor: TransactionalProcessor) -> None:
-        self.processor = processor
+@dataclass(frozen=True)
+class Failure:
+    """Why an input's outputs could not be written; ``attempt`` counts how often that happened."""
 
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        async with self.processor.batch_lock:  # let an in-flight transaction finish first
-            self.processor.forget({tp.partition for tp in revoked})
+    error: str
+    attempt: int
 
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        async with self.processor.batch_lock:
-            await self.processor.restore({tp.partition for tp in assigned})
+
+# Errors no retry can fix for the one message they concern; anything else is retried.
+_PER_MESSAGE = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.INVALID_TIMESTAMP,
+        KafkaError._INVALID_ARG,
+        KafkaError.TOPIC_EXCEPTION,
+    }
+)
+
+
+#: How often an input's replacement outputs may fail before the batch is retried as a whole.
+_ISOLATION_ATTEMPTS = 3
+
+
+class _Retry(Exception):
+    """The batch was aborted and will be read again."""
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """Client settings the processor needs beyond the connection (see ``hub.settings``)."""
+
+    session_timeout_ms: int = 45_000
+    transaction_timeout_ms: int = 60_000
+    #: Largest message the producer writes (librdkafka ``message.max.bytes``); topics allow a little more.
+    max_message_bytes: int = 1_000_000
+    metadata_refresh_ms: int = 5_000
+    #: How long an assignment that splits partition numbers may last before the worker gives up.
+    split_timeout_s: float = 120.0
+    #: After this many aborts in a row of the same work the health file says "stalled".
+    stalled_after: int = 3
+
+
+def rdkafka_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """librdkafka connection settings from the aiokafka-style options of ``hub.kafka.client_options``."""
+    names = {
+        "security_protocol": "security.protocol",
+        "sasl_mechanism": "sasl.mechanism",
+        "sasl_plain_username": "sasl.username",
+        "sasl_plain_password": "sasl.password",
+    }
+    config: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in names:
+            raise ProcessorError(f"client option {key!r} has no librdkafka equivalent")
+        config[names[key]] = value
+    return config
 
 
 class TransactionalProcessor(ABC):
@@ -81,26 +206,41 @@ class TransactionalProcessor(ABC):
         max_batch: int = 2000,
         client_options: dict[str, Any] | None = None,
         auto_offset_reset: str = "earliest",
+        config: ProcessorConfig | None = None,
+        status_file: Path | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.group_id = group_id
+        self.instance = instance
         self.transactional_id = f"{group_id}-{instance}"
         self.topics = topics
         self.pattern = pattern
         self.max_batch = max_batch
-        self.options = client_options or {}
+        self.connection = rdkafka_options(client_options or {})
         self.auto_offset_reset = auto_offset_reset
-        self.batch_lock = asyncio.Lock()
+        self.config = config or ProcessorConfig()
+        self.health = Health(status_file, self._snapshot)
         self.stats = ProcessorStats()
+        #: Partition numbers this instance owns (and whose state it holds).
         self.partitions: set[int] = set()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._assigned: list[TopicPartition] = []
+        self._split_since: float | None = None
+        self._resubscribed = 0.0
+        self._failures: dict[Coordinates, Failure] = {}
+        self._aborts_in_a_row = 0
+        self._ready = threading.Event()
 
     # -- what subclasses provide ----------------------------------------------------------------
 
     @abstractmethod
-    def process(self, batch: dict[TopicPartition, list[Any]]) -> BatchResult:
-        """Outputs and state changes of a batch; must not change ``self`` (applied on commit)."""
+    def process(self, batch: Batch, failed: Mapping[Coordinates, Failure]) -> BatchResult:
+        """Outputs and state changes of a batch; must not change ``self`` (applied on commit).
+
+        ``failed`` holds the inputs whose outputs could not be written before, and why: give each
+        of them what a rejected input gets instead (a receipt and a dead letter), fitting anywhere.
+        """
 
     @abstractmethod
     def apply(self, write: StateWrite) -> None:
@@ -114,77 +254,91 @@ class TransactionalProcessor(ABC):
         """What a timer emits (nothing by default)."""
         return None
 
-    # -- state ----------------------------------------------------------------------------------
-
-    async def restore(self, partitions: set[int]) -> None:
-        """Rebuild the state of the assigned partitions from the committed changelog."""
-        self.partitions = set(partitions)
-        if not partitions:
-            return
-        started = time.monotonic()
-        restored = 0
-        tps = [TopicPartition(self.changelog, p) for p in sorted(partitions)]
-        async for batch in committed_batches(self.bootstrap, tps, **self.options):
-            for tp, records in batch.items():
-                for record in records:
-                    self.apply(StateWrite(record.key.decode(), record.value, tp.partition))
-                    restored += 1
-        log.info(
-            "state_restored",
-            changelog=self.changelog,
-            partitions=sorted(partitions),
-            records=restored,
-            seconds=round(time.monotonic() - started, 3),
-        )
-
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            transactional_id=self.transactional_id,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=2,
-            **self.options,
+    def _connection(self, **extra: Any) -> dict[str, Any]:
+        return {"bootstrap.servers": self.bootstrap, **self.connection, **extra}
+
+    def start(self) -> None:
+        config = self.config
+        self._producer = Producer(
+            self._connection(
+                **{
+                    "transactional.id": self.transactional_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    # Java's murmur2, as aiokafka and Kafka's own clients use: a case id lands in the
+                    # same partition number whoever wrote it, so case-keyed topics stay co-partitioned.
+                    "partitioner": "murmur2_random",
+                    "message.max.bytes": config.max_message_bytes,
+                    "transaction.timeout.ms": config.transaction_timeout_ms,
+                    "queue.buffering.max.messages": 1_000_000,
+                    "queue.buffering.max.kbytes": 1_048_576,
+                }
+            )
         )
-        await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset=self.auto_offset_reset,
-            isolation_level="read_committed",
-            max_poll_records=self.max_batch,
-            metadata_max_age_ms=5000,  # pick up new topics of a pattern quickly
-            **self.options,
+        self._producer.init_transactions(30)  # fences and aborts what a predecessor left open
+        self._consumer = Consumer(
+            self._connection(
+                **{
+                    "group.id": self.group_id,
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "auto.offset.reset": self.auto_offset_reset,
+                    "isolation.level": "read_committed",
+                    "partition.assignment.strategy": "range",
+                    "session.timeout.ms": config.session_timeout_ms,
+                    "heartbeat.interval.ms": max(500, config.session_timeout_ms // 10),
+                    "max.poll.interval.ms": max(config.session_timeout_ms, 300_000),
+                    "topic.metadata.refresh.interval.ms": config.metadata_refresh_ms,
+                    "fetch.max.bytes": 64 * 1024 * 1024,
+                }
+            )
         )
-        if self.pattern is not None:
-            self._consumer.subscribe(pattern=self.pattern, listener=_Rebalance(self))
-        else:
-            self._consumer.subscribe(topics=list(self.topics), listener=_Rebalance(self))
-        await self._consumer.start()
+        self._subscribe()
+        self.health.update("starting")
         log.info("processor_started", transactional_id=self.transactional_id, group=self.group_id)
 
-    async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
-        log.info("processor_stopped", batches=self.stats.batches, **self.stats.outcomes)
-
-    async def assigned(self, within: float = 60.0) -> None:
-        """Wait until the group has given this instance its partitions and their positions are
-        known (so that with ``auto_offset_reset="latest"`` nothing published afterwards is missed)."""
+    def _subscribe(self) -> None:
         consumer, _ = self._clients()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not consumer.assignment():
-            if loop.time() > deadline:
-                raise TimeoutError(f"no partitions assigned to {self.group_id}")
-            await asyncio.sleep(0.05)
-        for tp in consumer.assignment():
-            await consumer.position(tp)
+        subscription = [f"^{self.pattern.lstrip('^')}"] if self.pattern else list(self.topics)
+        consumer.subscribe(
+            subscription, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+
+    def stop(self) -> None:
+        if self._consumer is not None:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._consumer.close()  # revokes: no transaction is open between batches
+            self._consumer = None
+        if self._producer is not None:
+            with contextlib.suppress(KafkaException):
+                self._producer.flush(10)
+            self._producer = None
+        self.health.update("stopped")
+        log.info(
+            "processor_stopped", batches=self.stats.batches, aborts=self.stats.aborts, **self.stats.outcomes
+        )
+
+    def run_blocking(
+        self, stop: threading.Event, *, tick_every: float | None = None, ready: threading.Event | None = None
+    ) -> None:
+        """Process until ``stop`` is set; ``ready`` is set once partitions are assigned and restored."""
+        self.start()
+        try:
+            next_tick = time.monotonic()
+            while not stop.is_set():
+                self.step()
+                if ready is not None and self._ready.is_set():
+                    ready.set()
+                if tick_every is not None and time.monotonic() >= next_tick:
+                    self.emit_tick()
+                    next_tick = time.monotonic() + tick_every
+                self._check_split()
+                self.health.heartbeat(recovered=self._aborts_in_a_row == 0)
+        finally:
+            self.stop()
 
     async def run(
         self,
@@ -193,74 +347,464 @@ class TransactionalProcessor(ABC):
         *,
         tick_every: float | None = None,
     ) -> None:
-        await self.start()
+        """:meth:`run_blocking` in a thread, for asyncio callers; ``started`` as ``ready`` there."""
+        halt, ready = threading.Event(), threading.Event()
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(
+            None, functools.partial(self.run_blocking, halt, tick_every=tick_every, ready=ready)
+        )
         try:
-            if started is not None:
-                await self.assigned()
-                started.set()
-            next_tick = time.monotonic()
-            while not stop.is_set():
-                await self.step()
-                if tick_every is not None and time.monotonic() >= next_tick:
-                    await self.emit_tick()
-                    next_tick = time.monotonic() + tick_every
+            while not work.done():
+                if started is not None and ready.is_set():
+                    started.set()
+                if stop.is_set():
+                    halt.set()
+                await asyncio.wait({work}, timeout=0.02)
+            await work
         finally:
-            await self.stop()
+            halt.set()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(work)
 
-    def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
+    def _clients(self) -> tuple[Consumer, Producer]:
         if self._consumer is None or self._producer is None:
             raise RuntimeError(f"{type(self).__name__}.start() has not been called")
         return self._consumer, self._producer
 
+    # -- assignment: whole partition numbers, offsets before state ---------------------------------
+
+    def _input_topics(self, consumer: Consumer) -> dict[str, int]:
+        """The input topics the cluster has now, with their partition counts."""
+        metadata = consumer.list_topics(timeout=10)
+        if self.pattern is not None:
+            matcher = re.compile(self.pattern)
+            names = [name for name in metadata.topics if matcher.match(name)]
+        else:
+            names = [name for name in self.topics if name in metadata.topics]
+        counts = {name: len(metadata.topics[name].partitions) for name in names}
+        changelog = metadata.topics.get(self.changelog)
+        if changelog is None or changelog.error is not None or not changelog.partitions:
+            raise ProcessorError(f"changelog topic {self.changelog} does not exist (run lintas topics init)")
+        counts[self.changelog] = len(changelog.partitions)
+        return counts
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        counts = self._input_topics(consumer)
+        width = counts.pop(self.changelog)
+        misfits = sorted(topic for topic, count in counts.items() if count != width)
+        if misfits:
+            # Keys would land in other partition numbers there: reading it would split cases.
+            message = (
+                f"topics {', '.join(misfits)} do not have the {width} partitions of {self.changelog}; "
+                "they are not read until they do (all input topics need the changelog's partition count)"
+            )
+            log.error("input_topics_misfit", topics=misfits, partitions=width)
+            self.health.error = message
+        usable = [tp for tp in partitions if tp.topic not in misfits]
+        numbers = {tp.partition for tp in usable}
+        owned = {(tp.topic, tp.partition) for tp in usable}
+        missing = sorted(
+            f"{topic}[{number}]"
+            for number in numbers
+            for topic in counts
+            if topic not in misfits and (topic, number) not in owned
+        )
+        if missing:
+            # Another member holds part of these numbers: process none of it until the group agrees.
+            log.warning("assignment_split", partitions=sorted(numbers), not_assigned=missing[:10])
+            self._split_since = self._split_since or time.monotonic()
+            self.health.update("split", detail=f"not assigned here: {', '.join(missing[:10])}")
+            consumer.assign([])
+            self._assigned = []
+            return
+        self._split_since = None
+        started = time.monotonic()
+        positioned = self._positions(consumer, usable)
+        self.partitions = numbers
+        self.health.update("restoring")
+        restored = self._restore(numbers)
+        consumer.assign(positioned)
+        self._assigned = positioned
+        self.health.update("running")
+        self._ready.set()
+        log.info(
+            "partitions_assigned",
+            partitions=sorted(numbers),
+            topics=len({tp.topic for tp in usable}),
+            restored=restored,
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _positions(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Where to start each partition: its committed offset, waiting for a previous owner's
+        open transaction to end (the broker answers UNSTABLE_OFFSET_COMMIT until then)."""
+        if not partitions:
+            return []
+        deadline = time.monotonic() + self.config.transaction_timeout_ms / 1000 + 30
+        while True:
+            try:
+                committed = consumer.committed(partitions, timeout=10)
+                break
+            except KafkaException as exc:
+                if time.monotonic() > deadline:
+                    raise ProcessorError(f"committed offsets of {self.group_id}: {exc}") from exc
+                log.info("committed_offsets_pending", error=str(exc))
+                time.sleep(0.2)
+        positioned = []
+        for tp in committed:
+            if tp.offset == OFFSET_INVALID or tp.offset < 0:
+                if self.auto_offset_reset == "latest":
+                    _, high = consumer.get_watermark_offsets(tp, timeout=10)
+                    tp = TopicPartition(tp.topic, tp.partition, high)
+                else:
+                    tp = TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING)
+            positioned.append(tp)
+        return positioned
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Called inside consume(), between batches: every transaction is already committed or aborted.
+        self.forget(set(self.partitions))
+        self.partitions = set()
+        self._assigned = []
+        self._failures.clear()
+        with contextlib.suppress(KafkaException, RuntimeError):
+            consumer.unassign()
+        log.info("partitions_revoked", count=len(partitions))
+
+    def _check_split(self) -> None:
+        if self._split_since is None:
+            return
+        now = time.monotonic()
+        waited = now - self._split_since
+        if waited > 3 and now - self._resubscribed > 10:
+            # Ask the group to assign again: members that had not seen every topic see them now.
+            self._resubscribed = now
+            consumer, _ = self._clients()
+            consumer.unsubscribe()
+            self._subscribe()
+        if waited > self.config.split_timeout_s:
+            raise ProcessorError(
+                f"group {self.group_id} kept assigning parts of the same partition numbers to different "
+                f"members for {waited:.0f} s; do all members subscribe to the same topics?"
+            )
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _restore(self, partitions: set[int]) -> int:
+        """Rebuild the state of the assigned partitions from the committed changelog, up to its
+        last stable offset (read_committed); returns the records read."""
+        if not partitions:
+            return 0
+        restored = 0
+        for write in changelog_records(self._connection(), self.changelog, sorted(partitions)):
+            self.apply(write)
+            restored += 1
+        return restored
+
     # -- transactions ---------------------------------------------------------------------------
 
-    async def step(self, timeout_ms: int = 200) -> int:
+    def step(self, timeout: float = 0.2) -> int:
         """Read, process and commit one batch; returns the number of messages handled."""
         consumer, _ = self._clients()
-        batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        messages = consumer.consume(num_messages=self.max_batch, timeout=timeout)
+        batch: Batch = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise ProcessorError(f"consumer: {error}")
+                log.warning("consume_error", error=str(error))
+                continue
+            record = _record(message)
+            batch.setdefault(Part(record.topic, record.partition), []).append(record)
         if not batch:
             return 0
-        async with self.batch_lock:
-            result = self.process(batch)
-            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-            if not await self._commit(result, offsets):
-                for tp, records in batch.items():  # nothing is visible: read it all again
-                    consumer.seek(tp, records[0].offset)
+        while True:
+            result = self.process(batch, self._failures)
+            offsets = [
+                TopicPartition(part.topic, part.partition, records[-1].offset + 1)
+                for part, records in batch.items()
+            ]
+            try:
+                self._commit(result, offsets)
+            except _Retry:
+                if not consumer.assignment():
+                    return 0  # the partitions moved on; their new owner redoes the batch
+                if self._failures_changed:
+                    continue  # redo at once, with the failed inputs now marked
+                self._rewind(batch)
                 return 0
+            self._failures = {}
             return sum(len(records) for records in batch.values())
 
-    async def emit_tick(self) -> int:
+    def emit_tick(self) -> int:
         """Commit what the timer emits; returns the number of outputs."""
-        async with self.batch_lock:
-            result = self.tick()
-            if result is None or not (result.outputs or result.state):
-                return 0
-            return len(result.outputs) if await self._commit(result, {}) else 0
-
-    async def _commit(self, result: BatchResult, offsets: dict[TopicPartition, int]) -> bool:
-        _, producer = self._clients()
+        result = self.tick()
+        if result is None or not (result.outputs or result.state):
+            return 0
         try:
-            async with producer.transaction():
-                sends = [
-                    await producer.send(out.topic, out.value, key=out.key, headers=out.headers)
-                    for out in result.outputs
-                ]
-                sends += [
-                    await producer.send(
-                        self.changelog, write.value, key=write.key.encode(), partition=write.partition
-                    )
-                    for write in result.state
-                ]
-                await asyncio.gather(*sends)
-                if offsets:
-                    await producer.send_offsets_to_transaction(offsets, self.group_id)
-        except ProducerFenced:
-            raise  # a newer instance with our transactional id took over: this one must end
-        except KafkaError as error:
-            log.warning("transaction_aborted", outputs=len(result.outputs), error=repr(error))
-            return False
+            self._commit(result, [])
+        except _Retry:
+            return 0
+        return len(result.outputs)
+
+    def _rewind(self, batch: Batch) -> None:
+        consumer, _ = self._clients()
+        for part, records in batch.items():
+            with contextlib.suppress(KafkaException):
+                consumer.seek(TopicPartition(part.topic, part.partition, records[0].offset))
+
+    def _commit(self, result: BatchResult, offsets: list[TopicPartition]) -> None:
+        """Write ``result`` and ``offsets`` in one transaction, or raise :class:`_Retry` after
+        aborting it (with the inputs whose outputs failed for good added to ``_failures``)."""
+        consumer, producer = self._clients()
+        failed: dict[Coordinates, str] = {}
+        self._failures_changed = False
+
+        def delivered(origin: Coordinates | None, error: KafkaError | None, _message: Message) -> None:
+            if error is not None and error.code() in _PER_MESSAGE and origin is not None:
+                failed.setdefault(origin, f"{error.name()}: {error.str()}")
+
+        try:
+            producer.begin_transaction()
+            origins = [*result.origins, *[None] * (len(result.outputs) - len(result.origins))]
+            for out, origin in zip(result.outputs, origins, strict=True):
+                self._produce(
+                    producer, out.topic, out.value, out.key, out.headers, None, origin, delivered, failed
+                )
+            for write in result.state:
+                self._produce(
+                    producer,
+                    self.changelog,
+                    write.value,
+                    write.key.encode(),
+                    None,
+                    write.partition,
+                    None,
+                    delivered,
+                    failed,
+                )
+            if offsets:
+                producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(60)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.fatal():
+                if error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
+                    raise ProcessorError(
+                        f"transactional id {self.transactional_id} was taken over by a newer instance"
+                    ) from exc
+                raise ProcessorError(f"producer: {error}") from exc
+            self._abort(error, failed, outputs=len(result.outputs))
+            raise _Retry from exc
+        except _Produced as produced:  # a message refused before sending (e.g. over message.max.bytes)
+            self._abort(produced.error, failed, outputs=len(result.outputs))
+            raise _Retry from None
+        self._aborts_in_a_row = 0
         for write in result.state:
             self.apply(write)
         self.stats.batches += 1
         self.stats.outcomes.update(result.outcomes)
-        return True
+
+    def _produce(
+        self,
+        producer: Producer,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        partition: int | None,
+        origin: Coordinates | None,
+        delivered: Any,
+        failed: dict[Coordinates, str],
+    ) -> None:
+        options: dict[str, Any] = {"on_delivery": functools.partial(delivered, origin)}
+        if headers:
+            options["headers"] = list(headers)
+        if partition is not None:
+            options["partition"] = partition
+        while True:
+            try:
+                producer.produce(topic, value, key, **options)
+                return
+            except BufferError:
+                producer.poll(0.05)  # the local queue is full: let deliveries drain it
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.code() in _PER_MESSAGE and origin is not None:
+                    failed.setdefault(origin, f"{error.name()}: {error.str()}")
+                raise _Produced(error) from exc
+
+    def _abort(self, error: KafkaError, failed: dict[Coordinates, str], *, outputs: int) -> None:
+        _, producer = self._clients()
+        with contextlib.suppress(KafkaException):
+            producer.abort_transaction(30)
+        self.stats.aborts += 1
+        for origin, reason in failed.items():
+            previous = self._failures.get(origin)
+            self._failures[origin] = Failure(reason, previous.attempt + 1 if previous else 1)
+        # An input whose replacement outputs fail too, again and again, cannot be isolated: retry it all.
+        self._failures_changed = bool(failed) and all(
+            self._failures[origin].attempt <= _ISOLATION_ATTEMPTS for origin in failed
+        )
+        if not self._failures_changed:
+            self._aborts_in_a_row += 1
+        stalled = self._aborts_in_a_row >= self.config.stalled_after
+        log.warning(
+            "transaction_aborted",
+            outputs=outputs,
+            error=str(error),
+            failed_inputs=len(failed),
+            aborts_in_a_row=self._aborts_in_a_row,
+        )
+        if stalled:
+            self.health.update("stalled", detail=str(error))
+        if not self._failures_changed:  # retriable: back off before reading the batch again
+            time.sleep(min(5.0, 0.1 * 2 ** min(self._aborts_in_a_row, 6)))
+
+    _failures_changed = False
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "group": self.group_id,
+            "partitions": sorted(self.partitions),
+            "lag": self.lag(),
+            "batches": self.stats.batches,
+            "aborts": self.stats.aborts,
+            "outcomes": dict(self.stats.outcomes),
+        }
+
+    def lag(self) -> dict[str, int]:
+        """Messages behind the end of each assigned input partition (from the last fetch)."""
+        consumer = self._consumer
+        if consumer is None or not self._assigned:
+            return {}
+        lags: dict[str, int] = {}
+        with contextlib.suppress(KafkaException, RuntimeError):
+            for tp in consumer.position(self._assigned):
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0 and tp.offset >= 0:
+                    lags[f"{tp.topic}[{tp.partition}]"] = max(0, high - tp.offset)
+        return lags
+
+
+class _Produced(Exception):
+    def __init__(self, error: KafkaError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _record(message: Message) -> Record:
+    # A message without an error always has its topic, partition and offset; headers are bytes
+    # for what Kafka delivers.
+    return Record(
+        cast(str, message.topic()),
+        cast(int, message.partition()),
+        cast(int, message.offset()),
+        message.key(),
+        message.value(),
+        cast("Sequence[tuple[str, bytes]]", message.headers() or ()),
+    )
+
+
+def changelog_records(
+    connection: dict[str, Any], changelog: str, partitions: Sequence[int]
+) -> Sequence[StateWrite]:
+    """The committed records of the changelog's ``partitions``, from the beginning up to the last
+    stable offset each had when reading started (read_committed: aborted writes never show)."""
+    consumer = Consumer(
+        {
+            **connection,
+            "group.id": f"lintas-restore-{os.getpid()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    writes: list[StateWrite] = []
+    try:
+        pending = {}
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(changelog, partition), timeout=10)
+            if high > low:
+                pending[partition] = high
+        consumer.assign([TopicPartition(changelog, p, OFFSET_BEGINNING) for p in pending])
+        while pending:
+            for message in consumer.consume(num_messages=10_000, timeout=1.0):
+                error = message.error()
+                partition = cast(int, message.partition())
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.pop(partition, None)
+                        continue
+                    raise ProcessorError(f"restoring {changelog}: {error}")
+                key = message.key()
+                if key is not None:
+                    writes.append(StateWrite(key.decode(), message.value(), partition))
+                if cast(int, message.offset()) + 1 >= pending.get(partition, 0):
+                    pending.pop(partition, None)
+    finally:
+        consumer.close()
+    return writes
+
+
+# -- health ------------------------------------------------------------------------------------------
+
+
+class Health:
+    """What an operator or an orchestrator needs to know, in a JSON file replaced atomically:
+    ``state`` (starting, restoring, running, split, stalled, stopped), the partitions owned, the lag
+    per input partition, counters and the last error. Fresh ``updated`` = live; ``running`` = ready."""
+
+    def __init__(self, path: Path | None, snapshot: Callable[[], dict[str, Any]], every: float = 1.0) -> None:
+        self.path = path
+        self.snapshot = snapshot
+        self.every = every
+        self.state = "starting"
+        self.detail = ""
+        self.error = ""
+        self._written = 0.0
+
+    def update(self, state: str, *, detail: str = "") -> None:
+        if state != self.state:
+            log.info("health_changed", state=state, detail=detail or None)
+        self.state, self.detail = state, detail
+        self._write()
+
+    def heartbeat(self, *, recovered: bool) -> None:
+        if self.state == "stalled" and recovered:
+            self.update("running")
+        if time.monotonic() - self._written >= self.every:
+            self._write()
+
+    def _write(self) -> None:
+        self._written = time.monotonic()
+        if self.path is None:
+            return
+        body = {
+            "state": self.state,
+            "ready": self.state == "running",
+            "detail": self.detail,
+            "error": self.error,
+            "pid": os.getpid(),
+            "updated": datetime.now(UTC).isoformat(),
+            **self.snapshot(),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(body, indent=1))
+        temporary.replace(self.path)
+
+
+def read_health(path: Path, *, stale_after: float = 30.0) -> tuple[bool, bool, dict[str, Any]]:
+    """(live, ready, the file's content) of a worker's health file."""
+    try:
+        body: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False, False, {}
+    updated = datetime.fromisoformat(body["updated"])
+    live = (datetime.now(UTC) - updated).total_seconds() <= stale_after and body["state"] != "stopped"
+    return live, live and bool(body["ready"]), body

@@ -58,6 +58,10 @@ class Reason(StrEnum):
     TYPE_NOT_ALLOWED = "event_type_not_allowed"
     CASE_CLOSED = "case_closed"
     CONSENT_WITHDRAWN = "consent_withdrawn"
+    #: An output of the event would exceed the hub's message size limit.
+    TOO_LARGE = "too_large"
+    #: Kafka refused an output of the event for good (not allowed, invalid for its topic).
+    OUTPUT_FAILED = "output_failed"
 
 
 class CaseRoute(BaseModel):
@@ -338,6 +342,15 @@ class Router:
             envelope_headers(envelope),
         )
         return [inbox], withheld, [destination]
+
+    def reject(self, message: Incoming, reason: Reason, text: str) -> Decision:
+        """The rejection of a message for a reason found outside the decision (its outputs do not
+        fit, or Kafka refused them); the receipt names the event when its envelope can be read."""
+        try:
+            event: Event | None = self.codec.decode(message.value)
+        except InvalidEvent:
+            event = None
+        return self._rejected(message, event, reason, text)
 
     def _duplicate(self, message: Incoming, event: Event) -> Decision:
         text = f"event {event.envelope.event_id} was already accepted; not routed again"

@@ -43,6 +43,21 @@ class LocalBrokerSettings(BaseModel):
     start_timeout: float = 90.0
 
 
+class ProcessorSettings(BaseModel):
+    """The stream workers' Kafka client timeouts and limits (``LINTAS_PROCESSOR__...``)."""
+
+    session_timeout_ms: int = Field(
+        default=45_000, ge=1_000, description="A worker silent this long loses its partitions."
+    )
+    transaction_timeout_ms: int = Field(
+        default=60_000, ge=1_000, description="An open transaction older than this is aborted by Kafka."
+    )
+    max_batch: int = Field(default=2000, ge=1, description="Messages read and committed together.")
+    status_dir: Path | None = Field(
+        default=None, description="Where each worker writes its health file (<group>-<instance>.json)."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINTAS_", env_nested_delimiter="__", extra="ignore")
 
@@ -53,6 +68,7 @@ class Settings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     topics: TopicSettings = TopicSettings()
+    processor: ProcessorSettings = ProcessorSettings()
     broker: LocalBrokerSettings = LocalBrokerSettings()
     log_format: str = Field(default="console", pattern="^(console|json)$")
     #: Bilateral agreements and focal-point directory; the shipped ones by default.

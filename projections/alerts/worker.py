@@ -6,18 +6,17 @@ in the same transaction as the alerts)."""
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import structlog
-from aiokafka import TopicPartition
 
 from hub.agreements import Agreements
 from hub.codec import Codec
 from hub.contract import Alert as AlertRecord
 from hub.errors import InvalidEvent
-from hub.processor import BatchResult, StateWrite, TransactionalProcessor
+from hub.processor import Batch, BatchResult, Coordinates, Failure, StateWrite, TransactionalProcessor
 from hub.routing import Outgoing
 from hub.topics import ACCEPTED_EVENTS, PROJECTION_STATE, alerts
 from projections.cases.fold import CaseState, evolve
@@ -84,7 +83,7 @@ class AlertWorker(TransactionalProcessor):
             self.partition_of.pop(case_id, None)
             self.sent = {a for a in self.sent if not a.startswith(f"{case_id}/")}
 
-    def process(self, batch: dict[TopicPartition, list[Any]]) -> BatchResult:
+    def process(self, batch: Batch, failed: Mapping[Coordinates, Failure]) -> BatchResult:
         result = BatchResult()
         overlay: dict[str, CaseState] = {}
         partition_of: dict[str, int] = {}
@@ -92,7 +91,7 @@ class AlertWorker(TransactionalProcessor):
         for tp, records in batch.items():
             for record in records:
                 try:
-                    event = self.codec.decode(record.value)
+                    event = self.codec.decode(record.value or b"")
                 except InvalidEvent as error:  # the router accepted it; a newer contract may not
                     log.warning("event_unreadable", offset=record.offset, error=str(error))
                     result.outcomes["unreadable"] += 1

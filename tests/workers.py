@@ -1,0 +1,142 @@
+"""Stream workers as child processes, as an operator runs them, and what tests read back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from hub.codec import Codec
+from hub.kafka import read_all
+from hub.topics import nrm_receipts
+
+
+class Worker:
+    """``lintas worker`` (or ``lintas alerts``) as a child process."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        log_dir: Path,
+        *,
+        instance: str = "t",
+        command: Sequence[str] = ("worker",),
+        countries: Sequence[str] = (),
+        partitions: int = 6,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.log_dir = log_dir
+        self.instance = instance
+        self.command = list(command)
+        self.countries = list(countries)
+        self.partitions = partitions
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        env = {
+            **os.environ,
+            "LINTAS_LOG_FORMAT": "json",
+            "LINTAS_TOPICS__PARTITIONS": str(self.partitions),
+            **self.env,
+        }
+        if self.countries:
+            env["LINTAS_TOPICS__COUNTRIES"] = "[" + ",".join(f'"{c}"' for c in self.countries) + "]"
+        log = (self.log_dir / f"{self.command[0]}-{self.instance}-{self.starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hub.cli",
+                *self.command,
+                "-b",
+                self.bootstrap,
+                "--instance",
+                self.instance,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def send(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` and wait for the process to end."""
+        self.send(sig)
+        assert self.process is not None
+        self.process.wait(timeout=60)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n" + path.read_text(errors="replace")[-3000:]
+            for path in sorted(self.log_dir.glob(f"{self.command[0]}-{self.instance}-*.log"))
+        )
+
+
+def stop_all(workers: Sequence[Worker]) -> None:
+    for worker in workers:
+        if worker.alive():
+            worker.send(signal.SIGCONT)
+            worker.send(signal.SIGTERM)
+    for worker in workers:
+        if worker.process is not None:
+            try:
+                worker.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait(timeout=10)
+
+
+def receipts_so_far(bootstrap: str, codec: Codec, countries: Sequence[str]) -> list[Any]:
+    records = asyncio.run(read_all(bootstrap, [nrm_receipts(c) for c in countries], within=120))
+    return [(record, codec.decode_receipt(record.value)) for record in records]
+
+
+def committed_total(bootstrap: str, group: str, partitions: Sequence[TopicPartition]) -> int:
+    """The sum of the group's committed offsets over ``partitions`` (0 where none is committed)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed"}
+    )
+    try:
+        committed = consumer.committed(list(partitions), timeout=30)
+    finally:
+        consumer.close()
+    return sum(max(0, tp.offset) for tp in committed)
+
+
+def wait_until_committed(
+    bootstrap: str,
+    group: str,
+    partitions: Sequence[TopicPartition],
+    target: int,
+    workers: Sequence[Worker],
+    within: float,
+) -> int:
+    """Wait until the group has committed ``target`` offsets in all; fails with the workers' logs."""
+    deadline = time.monotonic() + within
+    while True:
+        done = committed_total(bootstrap, group, partitions)
+        if done >= target:
+            return done
+        if time.monotonic() > deadline:
+            logs = "\n".join(worker.logs() for worker in workers)
+            pytest.fail(f"only {done} of {target} offsets committed after {within} s\n{logs}")
+        time.sleep(0.1)
