@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.codec import HEADER_SIZE, MARKER, Codec
-from hub.contract import VictimIdentified
+from hub.contract import CountryCode, VictimIdentified
 from hub.errors import InvalidEvent, UndecodableEvent, UnknownSchema
 from hub.events import Event, parse_event
 from tests.strategies import NOW, event_records, events
@@ -103,12 +103,19 @@ def test_truncated_header_is_rejected(codec: Codec) -> None:
         codec.decode(data[:7])
 
 
-@pytest.mark.parametrize("keep", [HEADER_SIZE, HEADER_SIZE + 3, -1])
-def test_truncated_body_is_rejected(codec: Codec, keep: int) -> None:
+@pytest.mark.parametrize(
+    ("keep", "field"),
+    [
+        (HEADER_SIZE, "envelope.event_id"),
+        (HEADER_SIZE + 3, "envelope.event_id"),
+        (-1, "personal.family_contact"),
+    ],
+)
+def test_truncated_body_is_rejected_naming_the_field_it_ends_in(codec: Codec, keep: int, field: str) -> None:
     data = codec.encode(parse_event(fisherman(), now=NOW))
-    with pytest.raises(UndecodableEvent, match=r"truncated body|corrupt body") as caught:
+    with pytest.raises(UndecodableEvent, match=r"truncated body for VictimIdentified: ") as caught:
         codec.decode(data[:keep])
-    assert caught.value.field == "<bytes>"
+    assert caught.value.field == field
 
 
 def test_trailing_bytes_are_rejected(codec: Codec) -> None:
@@ -157,6 +164,173 @@ def test_corrupted_bodies_fail_with_invalid_event_or_decode_to_a_valid_event(
     if failure is not None:
         assert failure.field
         assert failure.reason
+
+
+# -- corrupt bodies: each error names the field path and the reason -------------------------------
+
+
+def varint(value: int) -> bytes:
+    """Avro's zigzag varint of ``value`` (ints, longs, lengths, enum and union indexes)."""
+    raw = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while raw > 0x7F:
+        out.append(raw & 0x7F | 0x80)
+        raw >>= 7
+    out.append(raw)
+    return bytes(out)
+
+
+THREE_FORMS = {"exploitation_types": ["ForcedLabour", "Begging", "Other"]}
+
+
+def forged(codec: Codec, changes: dict[str, Any], value: int) -> bytes:
+    """The fisherman's bytes (with three forms of exploitation) with ``value`` written as a varint
+    where they first differ from the fisherman with ``changes``: the index or length of the field the
+    changes touch."""
+    base = codec.encode(parse_event(fisherman(**THREE_FORMS), now=NOW))
+    other = codec.encode(parse_event(fisherman(**{**THREE_FORMS, **changes}), now=NOW))
+    at = next(i for i, (a, b) in enumerate(zip(base, other, strict=False)) if a != b)
+    return base[:at] + varint(value) + base[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("changes", "value", "field", "reason"),
+    [
+        pytest.param(
+            {"envelope__source_country": "LA", "envelope__source_agency": "LA-DSDW"},
+            250,
+            "envelope.source_country",
+            "corrupt body for VictimIdentified: enum index 250 is outside CountryCode's 28 symbols",
+            id="enum-index",
+        ),
+        pytest.param(
+            {"exploitation_types": ["ForcedLabour", "Begging", "Surrogacy"]},
+            -40,
+            "exploitation_types[2]",
+            "corrupt body for VictimIdentified: enum index -40 is outside ExploitationType's 9 symbols",
+            id="negative-enum-index-in-an-array",
+        ),
+        pytest.param(
+            {"envelope__destination_country": None},
+            5,
+            "envelope.destination_country",
+            "corrupt body for VictimIdentified: union branch 5 out of range (2 branches)",
+            id="union-branch",
+        ),
+        pytest.param(
+            {"envelope__case_id": "TH-2026-0001234"},
+            -3,
+            "envelope.case_id",
+            "corrupt body for VictimIdentified: string length -3 is negative",
+            id="negative-length",
+        ),
+        pytest.param(
+            {"personal__given_names": "Aungs"},
+            4_000_000,
+            "personal.given_names",
+            "truncated body for VictimIdentified: string length 4000000 runs past the end of the "
+            "message (12 bytes left)",
+            id="length-past-the-end",
+        ),
+    ],
+)
+def test_a_corrupt_body_is_rejected_naming_the_field_and_the_fault(
+    codec: Codec, changes: dict[str, Any], value: int, field: str, reason: str
+) -> None:
+    # given the fisherman's bytes with one index or length overwritten
+    data = forged(codec, changes, value)
+
+    # when they are decoded, then the error names the field and what is wrong with it
+    with pytest.raises(UndecodableEvent) as caught:
+        codec.decode(data)
+    assert caught.value.field == field
+    assert caught.value.reason == reason
+    assert caught.value.code == "undecodable"
+
+
+def test_a_body_that_is_not_utf8_is_rejected_without_echoing_it(codec: Codec) -> None:
+    data = bytearray(codec.encode(parse_event(fisherman(), now=NOW)))
+    at = bytes(data).index(b"Aung")
+    data[at + 1] = 0xFF
+    with pytest.raises(UndecodableEvent) as caught:
+        codec.decode(bytes(data))
+    assert caught.value.field == "personal.given_names"
+    assert "not valid UTF-8" in caught.value.reason
+    assert "Aung" not in str(caught.value)
+
+
+def test_an_id_that_is_not_a_uuid_is_named(codec: Codec) -> None:
+    data = codec.encode(parse_event(fisherman(), now=NOW)).replace(b"6f1c1f56-", b"6f1c1f56x")
+    with pytest.raises(UndecodableEvent, match=r"^envelope\.event_id: corrupt body .* is not a valid uuid$"):
+        codec.decode(data)
+
+
+def _undecodable(codec: Codec, data: bytes) -> UndecodableEvent | None:
+    """The error decoding ``data`` raises when its body cannot be read; None when it can (whether or
+    not the event it holds keeps the contract's rules)."""
+    try:
+        codec.decode(data)
+    except UndecodableEvent as error:
+        return error
+    except InvalidEvent:
+        pass
+    return None
+
+
+def _is_field_path(path: str, event: Event) -> bool:
+    """Whether ``path`` (``envelope.case_id``, ``languages[1]``) starts at a field of ``event``."""
+    head = path.split(".", 1)[0].split("[", 1)[0]
+    return head in type(event).model_fields
+
+
+@settings(max_examples=200, deadline=None)
+@given(events(), st.data())
+def test_any_byte_of_a_body_overwritten_fails_naming_a_field_or_decodes(
+    event: Event, data: st.DataObject
+) -> None:
+    # given any event with any one byte of its body overwritten by any value
+    codec = Codec(clock=lambda: NOW)
+    encoded = bytearray(codec.encode(event))
+    encoded[data.draw(st.integers(HEADER_SIZE, len(encoded) - 1))] = data.draw(st.integers(0, 255))
+
+    # when it is decoded
+    error = _undecodable(codec, bytes(encoded))
+
+    # then it decodes (perhaps breaking a rule), or what cannot be read is named by its field, and no
+    # Python exception leaks out
+    if error is None:
+        return
+    if error.field == "<bytes>":
+        assert "unexpected bytes after the record" in error.reason
+    else:
+        assert _is_field_path(error.field, event), error
+        assert error.reason.startswith(("corrupt body for ", "truncated body for ")), error
+    assert "Error(" not in str(error)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events(), st.integers(0, 255), st.data())
+def test_any_value_of_a_source_country_byte_fails_naming_the_field_or_decodes(
+    event: Event, byte: int, data: st.DataObject
+) -> None:
+    # given any event whose source country's enum byte is overwritten by any value
+    codec = Codec(clock=lambda: NOW)
+    base = codec.encode(event)
+    other_country = data.draw(st.sampled_from([c for c in CountryCode if c != event.envelope.source_country]))
+    moved = event.envelope.model_copy(update={"source_country": other_country})
+    other = codec.encode(event.model_copy(update={"envelope": moved}))
+    at = next(i for i, (a, b) in enumerate(zip(base, other, strict=True)) if a != b)
+    forged = base[:at] + bytes([byte]) + base[at + 1 :]
+
+    # when it is decoded, then it decodes, or the error names a field: never an IndexError
+    error = _undecodable(codec, forged)
+    if error is None:
+        return
+    if byte % 2 == 0 and byte // 2 >= len(CountryCode) and byte < 0x80:
+        assert error.field == "envelope.source_country"
+        assert f"enum index {byte // 2} is outside CountryCode's" in error.reason
+    assert error.field != "<bytes>" or "unexpected bytes" in error.reason
+    assert "IndexError" not in str(error)
 
 
 # -- bad fields: each error names the field path and the reason -----------------------------------
