@@ -1,35 +1,45 @@
-"""Routing throughput and latency on a real broker: the hub against a raw aiokafka passthrough.
+"""Routing throughput and latency on a real broker: ``lintas worker`` against confluent-kafka baselines.
 
-Same broker, same run, same bytes. N synthetic events are encoded once and published, keyed by case
-id, to the national topics; then each contender reads that whole backlog with a consumer group of its
-own (read_committed, from the backlog's first offsets) and is timed from the read that returns its
-first batch to the commit of its last:
+Same broker, same run. Every contender reads a backlog of ``--events`` synthetic events (encoded once,
+keyed by case id, on the national topics ``lintas.nrm.<cc>.events``) with a consumer group of its own,
+read_committed, from the backlog's first offsets, and writes exactly once (one Kafka transaction per batch
+of at most 2,000, the input offsets committed in it):
 
-* passthrough: every message produced unchanged to ``bench.passthrough.out`` by an idempotent producer,
-  offsets committed after each batch (at-least-once);
-* passthrough, transactional: the same, but each batch and its offsets in one Kafka transaction, as the
-  hub does (the fair baseline);
-* hub: a :class:`hub.worker.RouterWorker`, which for each message decodes, checks, minimises and routes
-  it and writes everything the router decides (receipt, inbox message or dead letter, ...) and the
-  changed case states, exactly once: two or more messages out for each one in.
+(a) passthrough 1 -> 1: each message produced unchanged to ``bench.passthrough.out``; what any
+    exactly-once consume-transform-produce loop costs on this machine, with no work done per message;
+(b) fan-out 1 -> k: for each message, exactly the records the hub writes for it (inbox message, accepted
+    log, receipt, or receipt and dead letter) plus one case-state write per changed case per batch, to
+    topics named like the hub's under ``bench.fanout.``. The records come from a dry run of the pure
+    router (``Router.route``) in-process before the rounds, partition by partition and topic by topic in
+    offset order (how a consumer meets a backlog); so (b) is the hub's Kafka traffic without its work,
+    and hub / (b) is the hub's own overhead;
+(c) the hub: 1, 2 and 3 ``lintas worker`` processes of one fresh group. The router remembers every case
+    it has routed (across groups: the state changelog is shared), so each hub run gets a new backlog of
+    the same shape (same seed, other case ids). It is written in one open transaction while the workers
+    start, restore their state and join the group, and committed once the group is stable and the workers
+    are idle; then the group's committed offsets are polled every ``--poll`` seconds. The clock starts at
+    the first poll that sees any of them advance and stops when every partition's committed offset has
+    passed the backlog's last record; rate = events committed after the start / elapsed. So start-up,
+    state restore and the group join are not timed. The receipts are read back and counted: every input
+    must have exactly one.
 
-The backlog is published in time order but read topic by topic, so a partner's answer is sometimes read
-before the request it answers and rejected as out of sequence; that costs the hub about as much as an
-accepted event (a decode, a receipt and a dead letter), so the rate still holds, and the counts are shown.
-This is done ``--repeat`` times, each on a fresh backlog, and the best rate of each contender is kept.
+(a) and (b) are timed the same way, in-process: from the commit of their first transaction to the commit
+of their last, counting the events committed after the first. Every contender runs a warm-up round that is
+not counted, then ``--rounds`` rounds, interleaved (a, b, hub 1, hub 2, hub 3 in each round) so the
+machine's noise falls on all of them; each figure is the median with the range (min-max) of the rounds.
 
-Then latency with exactly-once on: for each offered rate, a fresh worker reads from the end of the
-national topics while a separate process publishes new cases (VictimIdentified, which the agreements
-route to the partner) at that pace and reads the focal-point inboxes; latency is inbox receive time minus
-publish send time, matched by the ``ce_id`` header. The first ``--warmup`` seconds are not counted;
-``p50_each_second`` shows whether the hub kept up (flat) or fell behind (climbing).
+(d) latency, exactly once, one worker process: for each offered rate (``--rates``) a fresh worker (a new
+group, seeded at the current end offsets, so it reads new messages only) while an idempotent producer
+publishes new cases (VictimIdentified, which the agreements route to the partner) at that pace for
+``--seconds``, and a read_committed reader of the focal-point inboxes matches them by the ``ce_id`` header:
+latency = receive time - send time, the first ``--warmup`` seconds not counted; ``lost`` is how many never
+arrived (within 30 s of the last send).
 
-Figures are only comparable on the same machine in the same run: the load average is reported with them.
-
-Without ``--bootstrap-servers`` a private broker is started in a temporary directory and stopped at the
-end. Prints a table, then one JSON line of the figures.
-Usage: python benchmarks/routing.py [--bootstrap-servers HOST:PORT] [--events N] [--repeat R]
-       [--rates 200,1000] [--seconds S] [--profile]
+Figures are only comparable on the same machine in the same run: the load average is printed with them.
+Without ``--bootstrap-servers`` a private broker is started in a temporary directory and stopped at the end.
+Prints a table, then one JSON line of every figure.
+Usage: python benchmarks/routing.py [--bootstrap-servers HOST:PORT] [--events N] [--rounds R]
+       [--rates 200,2000] [--seconds S] [--warmup S]
 """
 
 from __future__ import annotations
@@ -37,25 +47,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import cProfile
-import io
+import gc
+import inspect
 import itertools
 import json
-import logging
 import math
-import multiprocessing
 import os
-import pstats
 import re
+import shutil
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from multiprocessing.connection import Connection
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -64,30 +76,74 @@ from typing import Any
 # for the projections package that hub.cli imports: drop it.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub import localkafka
+from hub.agreements import load_agreements
 from hub.cli import make_router
 from hub.codec import Codec
 from hub.contract import ReceiptStatus
 from hub.events import Event
 from hub.headers import Headers, envelope_headers
-from hub.kafka import client_options, ensure_topics, topic_partitions
-from hub.logging import configure_logging
-from hub.routing import CaseRoute, Incoming
+from hub.kafka import client_options, ensure_topics
+from hub.routing import Incoming, country_of_topic, encode_route
 from hub.settings import Settings
 from hub.synthetic import CORRIDORS, synthetic_case, synthetic_stream
-from hub.topics import NRM_EVENTS_PATTERN, all_topics, focal_inbox, nrm_events
-from hub.worker import RouterWorker
+from hub.topics import (
+    ACCEPTED_EVENTS,
+    DEADLETTER,
+    NRM_EVENTS_PATTERN,
+    ROUTER_STATE,
+    all_topics,
+    focal_inbox,
+    nrm_events,
+    nrm_receipts,
+)
 
+REPO = Path(__file__).resolve().parent.parent
 PASSTHROUGH_OUT = "bench.passthrough.out"
-MAX_BATCH = 2000  # the worker's default max_batch; the passthrough reads batches as large
-PHASE_TIMEOUT_S = 300.0
+FANOUT_PREFIX = "bench.fanout."
+MAX_BATCH = 2000  # the worker's batch size; the baselines consume batches as large
+TXN_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 180.0  # workers started, state restored, group stable
+PHASE_TIMEOUT_S = 600.0  # one contender over one backlog
+STALL_TIMEOUT_S = 90.0  # no committed progress at all for this long: the hub is stuck
+STOP_TIMEOUT_S = 30.0  # SIGTERM to exit; SIGKILL after
+ARRIVAL_TIMEOUT_S = 30.0  # latency: after the last send, how long the stragglers may take
+Partition = tuple[str, int]
+#: Errors of a client whose metadata is behind the broker's (a topic just created): ask again.
+_METADATA_LAG = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
+class BenchmarkError(Exception):
+    """The benchmark cannot go on; the message says what did not happen and within how long."""
+
+
+# -- messages ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Message:
+class Outbound:
+    """A national system's message, encoded."""
+
     topic: str
     key: bytes
     value: bytes
@@ -95,9 +151,18 @@ class Message:
     event_id: str
 
 
-def encoded(codec: Codec, events: Sequence[Event]) -> list[Message]:
+@dataclass(frozen=True)
+class Placed:
+    """Where the broker wrote a published message."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def encoded(codec: Codec, events: Sequence[Event]) -> list[Outbound]:
     return [
-        Message(
+        Outbound(
             nrm_events(e.envelope.source_country.value),
             e.envelope.case_id.encode(),
             codec.encode(e),
@@ -109,8 +174,9 @@ def encoded(codec: Codec, events: Sequence[Event]) -> list[Message]:
 
 
 def backlog_events(count: int, seed: int, run_tag: str, now: datetime) -> list[Event]:
-    """The first ``count`` events, in time order, of enough synthetic cases: a time prefix keeps
-    every case's own events in order."""
+    """The first ``count`` events, in time order, of enough synthetic cases: a time prefix keeps every
+    case's own events in order. The same seed with another tag gives the same stories under other case
+    ids, so every backlog of a run has the same shape."""
     cases = max(1, count // 3)
     while True:
         stream = synthetic_stream(seed, cases, start=now - timedelta(days=540), until=now, run_tag=run_tag)
@@ -118,226 +184,6 @@ def backlog_events(count: int, seed: int, run_tag: str, now: datetime) -> list[E
         if len(events) == count:
             return events
         cases *= 2
-
-
-def percentile(ordered: Sequence[float], share: float) -> float:
-    """Nearest-rank percentile of an ascending sequence."""
-    return ordered[max(0, math.ceil(share / 100 * len(ordered)) - 1)]
-
-
-async def _deadline_wait(awaitable: Any, seconds: float, what: str) -> Any:
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError as exc:
-        raise TimeoutError(f"{what}: not done within {seconds:.0f} s") from exc
-
-
-# -- setup ------------------------------------------------------------------------------------------
-
-
-async def national_topics(bootstrap: str, options: dict[str, Any]) -> list[str]:
-    """Every topic the router's pattern subscription reads."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
-    await admin.start()
-    try:
-        return sorted(t for t in await admin.list_topics() if re.match(NRM_EVENTS_PATTERN, t))
-    finally:
-        await admin.close()
-
-
-async def end_offsets(
-    bootstrap: str, topics: Sequence[str], options: dict[str, Any]
-) -> dict[TopicPartition, int]:
-    counts = await topic_partitions(bootstrap, topics, **options)
-    partitions = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", **options)
-    await consumer.start()
-    try:
-        return dict(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
-
-
-async def seed_group(
-    bootstrap: str, group_id: str, offsets: dict[TopicPartition, int], options: dict[str, Any]
-) -> None:
-    """Start a new group at the backlog's first offsets, so that whatever an existing cluster held
-    before is not part of the measure (on a fresh broker they are all 0 and nothing is done)."""
-    if not any(offsets.values()):
-        return
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, **options
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
-    finally:
-        await consumer.stop()
-
-
-async def publish(bootstrap: str, messages: Sequence[Message], options: dict[str, Any]) -> float:
-    """Publish the backlog; returns the seconds it took."""
-    started = time.perf_counter()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5, **options
-    )
-    await producer.start()
-    try:
-        pending = [await producer.send(m.topic, m.value, key=m.key, headers=m.headers) for m in messages]
-        await _deadline_wait(asyncio.gather(*pending), PHASE_TIMEOUT_S, "publishing the backlog")
-    finally:
-        await producer.stop()
-    return time.perf_counter() - started
-
-
-# -- throughput -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Throughput:
-    messages: int
-    seconds: float
-
-    @property
-    def per_s(self) -> float:
-        return self.messages / self.seconds if self.seconds > 0 else 0.0
-
-
-async def passthrough(
-    bootstrap: str,
-    group_id: str,
-    count: int,
-    *,
-    transactional: bool,
-    start: dict[TopicPartition, int],
-    options: dict[str, Any],
-) -> Throughput:
-    """Read the backlog and produce every message unchanged, as the worker reads and writes."""
-    await seed_group(bootstrap, group_id, start, options)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=2,
-        transactional_id=f"{group_id}-0" if transactional else None,
-        **options,
-    )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_poll_records=MAX_BATCH,
-        **options,
-    )
-    consumer.subscribe(pattern=NRM_EVENTS_PATTERN)
-    await producer.start()
-    await consumer.start()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PHASE_TIMEOUT_S
-    handled, first = 0, None
-    try:
-        while handled < count:
-            if loop.time() > deadline:
-                raise TimeoutError(f"passthrough {group_id}: {handled} of {count} after {PHASE_TIMEOUT_S} s")
-            began = time.perf_counter()
-            batch = await consumer.getmany(timeout_ms=200, max_records=MAX_BATCH)
-            if not batch:
-                continue
-            if first is None:
-                first = began
-            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-            records = [record for records in batch.values() for record in records]
-            if transactional:
-                async with producer.transaction():
-                    sends = [
-                        await producer.send(
-                            PASSTHROUGH_OUT, r.value, key=r.key, headers=list(r.headers or ())
-                        )
-                        for r in records
-                    ]
-                    await asyncio.gather(*sends)
-                    await producer.send_offsets_to_transaction(offsets, group_id)
-            else:
-                sends = [
-                    await producer.send(PASSTHROUGH_OUT, r.value, key=r.key, headers=list(r.headers or ()))
-                    for r in records
-                ]
-                await asyncio.gather(*sends)
-                await consumer.commit(offsets)
-            handled += len(records)
-        assert first is not None
-        return Throughput(handled, time.perf_counter() - first)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
-class TimedWorker(RouterWorker):
-    """A RouterWorker that notes when its first batch was read and when ``target`` are committed.
-
-    Only the worker's public surface is used (``step``, ``stats``): a step that handled messages
-    started with the read of its batch, as the passthrough's first batch is timed from its read."""
-
-    def __init__(self, *args: Any, target: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.target = target
-        self.first: float | None = None
-        self.last: float | None = None
-        self.done = asyncio.Event()
-
-    async def step(self, timeout_ms: int = 200) -> int:
-        began = time.perf_counter()
-        handled = await super().step(timeout_ms)
-        if handled and self.first is None:
-            self.first = began
-        if not self.done.is_set() and sum(self.stats.outcomes.values()) >= self.target:
-            self.last = time.perf_counter()
-            self.done.set()
-        return handled
-
-
-async def hub_throughput(
-    bootstrap: str,
-    settings: Settings,
-    codec: Codec,
-    group_id: str,
-    count: int,
-    *,
-    start: dict[TopicPartition, int],
-    options: dict[str, Any],
-) -> tuple[Throughput, Counter[str], int]:
-    await seed_group(bootstrap, group_id, start, options)
-    worker = TimedWorker(
-        bootstrap,
-        make_router(settings, codec),
-        group_id=group_id,
-        client_options=options,
-        max_batch=MAX_BATCH,
-        target=count,
-    )
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(worker.run(stop, started))
-    done = asyncio.create_task(worker.done.wait())
-    try:
-        await asyncio.wait([task, done], timeout=PHASE_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            task.result()  # the worker failed: raise its error
-        if not done.done():
-            raise TimeoutError(f"hub throughput: {worker.stats.outcomes} after {PHASE_TIMEOUT_S:.0f} s")
-    finally:
-        done.cancel()
-        stop.set()
-        await _deadline_wait(task, 60, "stopping the worker")
-    assert worker.first is not None
-    assert worker.last is not None
-    handled = sum(worker.stats.outcomes.values())
-    return Throughput(handled, worker.last - worker.first), worker.stats.outcomes, worker.stats.batches
-
-
-# -- latency ----------------------------------------------------------------------------------------
 
 
 def new_cases(rate: int, seconds: float, run_tag: str, now: datetime) -> list[Event]:
@@ -350,337 +196,1158 @@ def new_cases(rate: int, seconds: float, run_tag: str, now: datetime) -> list[Ev
     ]
 
 
-async def offered_load(
-    bootstrap: str,
-    countries: Sequence[str],
-    rate: int,
-    seconds: float,
-    warmup: float,
-    run_tag: str,
-    options: dict[str, Any],
-) -> dict[str, Any]:
-    """Publish new cases at ``rate`` per second and time each one to its focal-point inbox."""
-    messages = encoded(Codec(), new_cases(rate, seconds + warmup, run_tag, datetime.now(UTC)))
-    inboxes = [focal_inbox(cc) for cc in countries]
-    counts = await topic_partitions(bootstrap, inboxes, **options)
-    partitions = [TopicPartition(t, p) for t in inboxes for p in range(counts[t])]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="latest",
-        **options,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **options)
-    await consumer.start()
-    await producer.start()
-    sent: dict[str, float] = {}
-    received: dict[str, float] = {}
-    expected = {m.event_id for m in messages}
-    all_in = asyncio.Event()
+def percentile(ordered: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile of an ascending sequence."""
+    return ordered[max(0, math.ceil(share / 100 * len(ordered)) - 1)]
 
-    async def receive() -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=100)
-            now = time.perf_counter()
-            for records in batch.values():
-                for record in records:
-                    event_id = dict(record.headers or ()).get("ce_id", b"").decode()
-                    if event_id in expected and event_id not in received:
-                        received[event_id] = now
-            if len(received) == len(expected):
-                all_in.set()
-                return
 
-    receiver: asyncio.Task[None] | None = None
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        for tp in partitions:  # resolve "the end" now, before anything is published
-            await consumer.position(tp)
-        for topic in {m.topic for m in messages}:  # metadata now, not on the first timed send
-            await producer.partitions_for(topic)
-        receiver = asyncio.create_task(receive())
-        pending = []
-        t0 = time.perf_counter()
-        for i, m in enumerate(messages):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent[m.event_id] = time.perf_counter()
-            pending.append(await producer.send(m.topic, m.value, key=m.key, headers=m.headers))
-        last_send = time.perf_counter()
-        await _deadline_wait(asyncio.gather(*pending), 60, f"publishing at {rate}/s")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_in.wait(), 30)
-    finally:
-        if receiver is not None:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiver
-        await producer.stop()
-        await consumer.stop()
-    skipped = math.ceil(rate * warmup)
-    measured = [m.event_id for m in messages[skipped:]]
-    latency = {e: (received[e] - sent[e]) * 1000 for e in measured if e in received}
-    latencies = sorted(latency.values())
-    # the median of each second sent: flat when the hub keeps up, climbing when it falls behind
-    by_second: dict[int, list[float]] = {}
-    for event_id, ms in latency.items():
-        by_second.setdefault(int(sent[event_id] - t0), []).append(ms)
-    result: dict[str, Any] = {
-        "offered_per_s": round((len(messages) - 1) / (last_send - t0), 1) if len(messages) > 1 else 0.0,
-        "sent": len(measured),
-        "count": len(latencies),
-        "missing": len(measured) - len(latencies),
+# -- Kafka plumbing ---------------------------------------------------------------------------------
+
+
+def kafka_config(settings: Settings, bootstrap: str) -> dict[str, Any]:
+    """librdkafka settings shared by every client of the benchmark; SASL only when configured."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "security.protocol": settings.security_protocol,
+        "log.connection.close": False,
     }
-    if latencies:
+    if settings.sasl_mechanism:
+        config["sasl.mechanism"] = settings.sasl_mechanism
+        config["sasl.username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            config["sasl.password"] = settings.sasl_password.get_secret_value()
+    return config
+
+
+def _raise_on_error(message: Message) -> None:
+    error = message.error()
+    if error is not None:
+        raise BenchmarkError(f"consuming {message.topic()}[{message.partition()}]: {error}")
+
+
+class Cluster:
+    """Metadata, offsets and topic creation, through one admin client and one unsubscribed consumer."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.admin = AdminClient(config)
+        self.meta = Consumer(
+            {**config, "group.id": f"bench-meta-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
+        )
+
+    def close(self) -> None:
+        self.meta.close()
+
+    def partitions(self, topics: Sequence[str] | None = None, pattern: str | None = None) -> list[Partition]:
+        metadata = self.admin.list_topics(timeout=30)
+        names = sorted(
+            name
+            for name in metadata.topics
+            if (topics is not None and name in topics) or (pattern is not None and re.match(pattern, name))
+        )
+        if topics is not None and (missing := set(topics) - set(names)):
+            raise BenchmarkError(f"topics {', '.join(sorted(missing))} do not exist")
+        return [(name, p) for name in names for p in sorted(metadata.topics[name].partitions)]
+
+    def end_offsets(self, partitions: Sequence[Partition], within: float = 30.0) -> dict[Partition, int]:
+        return {tp: self._end_offset(tp, time.monotonic() + within) for tp in partitions}
+
+    def _end_offset(self, tp: Partition, deadline: float) -> int:
+        while True:
+            try:
+                return int(self.meta.get_watermark_offsets(TopicPartition(*tp), timeout=30, cached=False)[1])
+            except KafkaException as exc:  # a new topic's leader not yet known to this client
+                error = exc.args[0]
+                if not (error.retriable() or error.code() in _METADATA_LAG) or time.monotonic() > deadline:
+                    raise BenchmarkError(f"end offset of {tp[0]}[{tp[1]}]: {exc}") from exc
+                time.sleep(0.2)
+
+    def create(self, names: Sequence[str], partitions: int, *, compacted: Sequence[str] = ()) -> None:
+        """Create the topics that are missing and wait until every partition has a leader."""
+        present = set(self.admin.list_topics(timeout=30).topics)
+        new = [
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=1,
+                config={"cleanup.policy": "compact"} if name in compacted else {},
+            )
+            for name in names
+            if name not in present
+        ]
+        if new:
+            for name, future in self.admin.create_topics(new, request_timeout=30).items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise BenchmarkError(f"creating topic {name}: {exc}") from exc
+        self.await_leaders(names)
+
+    def await_leaders(self, names: Sequence[str], within: float = 30.0) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            topics = self.admin.list_topics(timeout=30).topics
+            leaderless = [
+                name
+                for name in names
+                if name not in topics
+                or topics[name].error is not None
+                or not topics[name].partitions
+                or any(p.leader < 0 for p in topics[name].partitions.values())
+            ]
+            if not leaderless:
+                return
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"topics {', '.join(leaderless)} have no leaders after {within:.0f} s")
+            time.sleep(0.1)
+
+    def group(self, group_id: str) -> Any:
+        """The group's description (state, members, assignments)."""
+        return self.admin.describe_consumer_groups([group_id], request_timeout=10)[group_id].result()
+
+
+def seed_group(config: dict[str, Any], group_id: str, offsets: dict[Partition, int]) -> None:
+    """Commit ``offsets`` for a new, empty group, so that it starts there: a contender reads this round's
+    backlog and nothing before it."""
+    consumer = Consumer({**config, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, offset) for (t, p), offset in offsets.items()], asynchronous=False
+        )
+    finally:
+        consumer.close()
+
+
+class OpenBacklog:
+    """A backlog written in one transaction, left open until :meth:`commit`: read_committed readers
+    see none of it before and all of it at once after."""
+
+    def __init__(self, config: dict[str, Any], messages: Sequence[Outbound], transactional_id: str) -> None:
+        self.messages = messages
+        self.producer = Producer(
+            {
+                **config,
+                "transactional.id": transactional_id,
+                "transaction.timeout.ms": 600_000,  # the workers' start-up happens inside it
+                "linger.ms": 5,
+                "partitioner": "murmur2_random",  # the Java client's, as national systems' would be
+            }
+        )
+        self.placed: list[Placed | None] = [None] * len(messages)
+        self.failed: list[str] = []
+        self.open = False
+        self.seconds = 0.0
+
+    def write(self, within: float = 120.0) -> OpenBacklog:
+        started = time.perf_counter()
+        self.producer.init_transactions(TXN_TIMEOUT_S)
+        self.producer.begin_transaction()
+        self.open = True
+        for index, m in enumerate(self.messages):
+            while True:
+                try:
+                    self.producer.produce(
+                        m.topic,
+                        m.value,
+                        m.key,
+                        headers=m.headers,
+                        on_delivery=lambda err, msg, i=index: self._delivered(i, err, msg),
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+            self.producer.poll(0)
+        if self.producer.flush(within):
+            raise BenchmarkError(f"publishing the backlog: not delivered within {within:.0f} s")
+        if self.failed:
+            raise BenchmarkError(f"publishing the backlog: {len(self.failed)} failed, first {self.failed[0]}")
+        self.seconds = time.perf_counter() - started
+        return self
+
+    def _delivered(self, index: int, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.failed.append(str(err))
+        else:
+            self.placed[index] = Placed(msg.topic(), msg.partition(), msg.offset())
+
+    def commit(self) -> float:
+        """Make the backlog readable; returns when it became so (``time.perf_counter``)."""
+        self.producer.commit_transaction(TXN_TIMEOUT_S)
+        self.open = False
+        return time.perf_counter()
+
+    def close(self) -> None:
+        """Abort the transaction if it is still open, and let the producer go."""
+        with contextlib.suppress(KafkaException):
+            if self.open:
+                self.producer.abort_transaction(TXN_TIMEOUT_S)
+            self.producer.close()
+        self.open = False
+
+    def where(self) -> list[Placed]:
+        return [p for p in self.placed if p is not None]
+
+    def offsets(self) -> dict[Partition, list[int]]:
+        """Each partition's record offsets, ascending."""
+        found: dict[Partition, list[int]] = {}
+        for p in self.where():
+            found.setdefault((p.topic, p.partition), []).append(p.offset)
+        return {tp: sorted(offsets) for tp, offsets in found.items()}
+
+
+# -- the dry run: what the hub writes for each message ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The hub's writes for one input, as the fan-out repeats them."""
+
+    outputs: tuple[tuple[str, bytes | None, bytes, Headers | None], ...]
+    state: tuple[bytes, bytes] | None  # case id, encoded case state; None when the case is unchanged
+
+
+@dataclass
+class Plan:
+    events: int
+    by_offset: dict[tuple[str, int, int], Planned]
+    outcomes: Counter[str]
+    outputs: int
+    states_changed: int
+    seconds: float
+    topics: set[str] = field(default_factory=set)
+
+    @property
+    def k(self) -> float:
+        return self.outputs / self.events
+
+
+def dry_run(settings: Settings, codec: Codec, messages: Sequence[Outbound], placed: Sequence[Placed]) -> Plan:
+    """``Router.route`` over the backlog in the order a consumer meets it: partition by partition, each
+    national topic's records in offset order (a case's events share a partition number across topics),
+    the case states carried from one decision to the next."""
+    router = make_router(settings, codec)
+    states: dict[str, Any] = {}
+    plan: dict[tuple[str, int, int], Planned] = {}
+    outcomes: Counter[str] = Counter()
+    topics: set[str] = set()
+    outputs = changed = 0
+    order = sorted(
+        range(len(messages)), key=lambda i: (placed[i].partition, placed[i].topic, placed[i].offset)
+    )
+    started = time.perf_counter()
+    for i in order:
+        m, where = messages[i], placed[i]
+        decision = router.route(
+            Incoming(
+                country_of_topic(where.topic),
+                where.topic,
+                where.partition,
+                where.offset,
+                m.key,
+                m.value,
+                tuple(m.headers),
+            ),
+            states,
+        )
+        outcomes[decision.status.value] += 1
+        state = None
+        if decision.state is not None and decision.case_id is not None:
+            states[decision.case_id] = decision.state
+            state = (decision.case_id.encode(), encode_route(decision.state))
+            changed += 1
+        writes = tuple(
+            (FANOUT_PREFIX + o.topic, o.key, o.value, list(o.headers) or None) for o in decision.outputs
+        )
+        topics.update(o.topic for o in decision.outputs)
+        outputs += len(writes)
+        plan[(where.topic, where.partition, where.offset)] = Planned(writes, state)
+    return Plan(len(messages), plan, outcomes, outputs, changed, time.perf_counter() - started, topics)
+
+
+# -- (a) and (b): the confluent-kafka baselines ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A contender's pass over one backlog, timed two ways.
+
+    ``events`` / ``seconds``: the events committed after the first commit seen, over the time from it to
+    the last (start-up, group join and the first batch are outside the clock). ``total`` /
+    ``from_visible``: every event, from the moment the backlog's transaction was committed (readable) to
+    the last commit, so the first fetch and batch are inside it."""
+
+    events: int
+    seconds: float
+    total: int
+    from_visible: float
+    transactions: int = 0
+    writes: int = 0
+
+    @property
+    def per_s(self) -> float:
+        if self.seconds <= 0:
+            raise BenchmarkError("the backlog was committed in one go: too small to time")
+        return self.events / self.seconds
+
+    @property
+    def per_s_from_visible(self) -> float:
+        return self.total / self.from_visible
+
+
+class TransactionalCopy:
+    """Consume the backlog and write it back exactly once, one transaction per batch: each message
+    unchanged to ``bench.passthrough.out`` (no plan), else the hub's writes for it from the plan and one
+    state write per changed case per batch. :meth:`join` before the backlog is readable, :meth:`run`
+    after."""
+
+    def __init__(self, config: dict[str, Any], group_id: str, state_topic: str = "") -> None:
+        self.group_id = group_id
+        self.state_topic = state_topic
+        self.consumer = Consumer(
+            {
+                **config,
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 50,
+            }
+        )
+        self.producer = Producer(
+            {
+                **config,
+                "transactional.id": f"{group_id}-0",
+                "linger.ms": 5,
+                "batch.size": 1_000_000,
+                "partitioner": "murmur2_random",
+            }
+        )
+
+    def join(self, inputs: Sequence[Partition]) -> TransactionalCopy:
+        """Subscribe and wait until every input partition is assigned (nothing is readable yet)."""
+        self.producer.init_transactions(TXN_TIMEOUT_S)
+        self.consumer.subscribe([NRM_EVENTS_PATTERN])
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        wanted = set(inputs)
+        while wanted - {(tp.topic, tp.partition) for tp in self.consumer.assignment()}:
+            if time.monotonic() > deadline:
+                raise BenchmarkError(
+                    f"{self.group_id}: not assigned every input within {READY_TIMEOUT_S:.0f} s"
+                )
+            for m in self.consumer.consume(num_messages=MAX_BATCH, timeout=0.1):
+                _raise_on_error(m)
+                raise BenchmarkError(f"{self.group_id}: read {m.topic()}[{m.partition()}] before the backlog")
+        return self
+
+    def close(self) -> None:
+        self.consumer.close()
+        with contextlib.suppress(KafkaException):
+            self.producer.close()
+
+    def run(self, expected: int, visible: float, plan: Plan | None) -> Timed:
+        consumer, producer = self.consumer, self.producer
+        produce = producer.produce
+        state_topic = self.state_topic
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        handled = writes = transactions = 0
+        first: tuple[float, int] | None = None
+        last = 0.0
+        while handled < expected:
+            if time.monotonic() > deadline:
+                raise BenchmarkError(
+                    f"{self.group_id}: {handled} of {expected} after {PHASE_TIMEOUT_S:.0f} s"
+                )
+            batch = consumer.consume(num_messages=MAX_BATCH, timeout=0.2)
+            if not batch:
+                continue
+            producer.begin_transaction()
+            offsets: dict[Partition, int] = {}
+            try:
+                if plan is None:
+                    for m in batch:
+                        _raise_on_error(m)
+                        produce(PASSTHROUGH_OUT, m.value(), m.key(), headers=m.headers())
+                        offsets[(m.topic(), m.partition())] = m.offset() + 1
+                    writes += len(batch)
+                else:
+                    changed: dict[bytes, tuple[bytes, int]] = {}
+                    by_offset = plan.by_offset
+                    for m in batch:
+                        _raise_on_error(m)
+                        topic, partition, offset = m.topic(), m.partition(), m.offset()
+                        planned = by_offset[(topic, partition, offset)]
+                        for out_topic, key, value, headers in planned.outputs:
+                            produce(out_topic, value, key, headers=headers)
+                        writes += len(planned.outputs)
+                        if planned.state is not None:
+                            changed[planned.state[0]] = (planned.state[1], partition)
+                        offsets[(topic, partition)] = offset + 1
+                    for key, (value, partition) in changed.items():
+                        produce(state_topic, value, key, partition=partition)
+                    writes += len(changed)
+            except BufferError as exc:
+                raise BenchmarkError(f"{self.group_id}: the producer's queue is full; {exc}") from exc
+            except KeyError as exc:
+                raise BenchmarkError(f"{self.group_id}: read {exc}, which the dry run did not see") from exc
+            producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                consumer.consumer_group_metadata(),
+                TXN_TIMEOUT_S,
+            )
+            producer.commit_transaction(TXN_TIMEOUT_S)
+            last = time.perf_counter()
+            transactions += 1
+            handled += len(batch)
+            if first is None:
+                first = (last, handled)
+        assert first is not None
+        return Timed(handled - first[1], last - first[0], handled, last - visible, transactions, writes)
+
+
+# -- (c) and (d): the hub's workers -----------------------------------------------------------------
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    return "\n".join(text[-lines:])
+
+
+class Workers:
+    """``lintas worker`` processes of one group, each logging to its own file."""
+
+    def __init__(self, bootstrap: str, group_id: str, count: int, log_dir: Path, partitions: int) -> None:
+        self.bootstrap = bootstrap
+        self.group_id = group_id
+        self.count = count
+        self.logs = [log_dir / f"{group_id}-w{i}.log" for i in range(count)]
+        self.partitions = partitions
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.exit_codes: list[int | None] = []
+
+    def start(self) -> Workers:
+        env = {**os.environ, "LINTAS_LOG_FORMAT": "json", "LINTAS_TOPICS__PARTITIONS": str(self.partitions)}
+        env["PYTHONUNBUFFERED"] = "1"
+        for i, log in enumerate(self.logs):
+            with log.open("wb") as out:
+                self.procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "hub.cli",
+                            "worker",
+                            "-b",
+                            self.bootstrap,
+                            "--instance",
+                            f"w{i}",
+                            "--group",
+                            self.group_id,
+                        ],
+                        cwd=REPO,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        return self
+
+    def check(self) -> None:
+        """Raise if a worker has exited: a worker runs until it is told to stop."""
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                raise BenchmarkError(
+                    f"worker w{i} of {self.group_id} exited with code {proc.returncode}; "
+                    f"the end of {self.logs[i]}:\n{_tail(self.logs[i])}"
+                )
+
+    def tails(self) -> str:
+        return "\n".join(f"--- {log}:\n{_tail(log, 10)}" for log in self.logs)
+
+    def cpu(self) -> list[float]:
+        return [_cpu_seconds(proc.pid) for proc in self.procs]
+
+    def stop(self) -> list[int | None]:
+        """SIGTERM every worker and wait; SIGKILL one that does not end within STOP_TIMEOUT_S."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        codes: list[int | None] = []
+        for proc in self.procs:
+            try:
+                codes.append(proc.wait(STOP_TIMEOUT_S))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+                codes.append(None)  # did not stop on SIGTERM
+        self.exit_codes = codes
+        return codes
+
+    def log_findings(self) -> Counter[str]:
+        """Warnings and errors the workers logged, by event (lines that are not JSON: ``other``)."""
+        found: Counter[str] = Counter()
+        for log in self.logs:
+            for line in log.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    if line.strip():
+                        found["other"] += 1
+                    continue
+                if isinstance(entry, dict) and entry.get("level") in ("warning", "error", "critical"):
+                    found[f"{entry['level']}:{entry.get('event')}"] += 1
+        return found
+
+
+def await_ready(cluster: Cluster, workers: Workers, inputs: Sequence[Partition]) -> float:
+    """Wait until the group is stable with every worker a member, every input partition assigned, and
+    every worker idle (its state restored); returns the seconds it took."""
+    started = time.monotonic()
+    deadline = started + READY_TIMEOUT_S
+    wanted = set(inputs)
+    quiet, seen = 0, "no description yet"
+    while quiet < 2:
+        workers.check()
+        if time.monotonic() > deadline:
+            raise BenchmarkError(
+                f"group {workers.group_id} not stable with {workers.count} idle workers within "
+                f"{READY_TIMEOUT_S:.0f} s (last seen: {seen})\n{workers.tails()}"
+            )
+        try:
+            group = cluster.group(workers.group_id)
+        except KafkaException as exc:
+            seen = str(exc)
+            time.sleep(0.2)
+            continue
+        assigned = {(tp.topic, tp.partition) for m in group.members for tp in m.assignment.topic_partitions}
+        seen = f"{group.state.name}, {len(group.members)} members, {len(assigned & wanted)} of {len(wanted)}"
+        if (
+            group.state != ConsumerGroupState.STABLE
+            or len(group.members) != workers.count
+            or wanted - assigned
+        ):
+            quiet = 0
+            time.sleep(0.2)
+            continue
+        before = workers.cpu()
+        time.sleep(0.5)
+        idle = all(after - b < 0.05 for b, after in zip(before, workers.cpu(), strict=True))
+        quiet = quiet + 1 if idle else 0
+    return time.monotonic() - started
+
+
+@dataclass
+class HubRun:
+    workers: int
+    timed: Timed
+    ready_seconds: float
+    outcomes: Counter[str]
+    outputs: int  # the router's writes, counted from the receipts (state writes aside)
+    receipts: int
+    missing: int  # inputs without a receipt
+    extra: int  # receipts beyond one per input
+    exit_codes: list[int | None]
+    log_findings: Counter[str]
+
+    @property
+    def per_s(self) -> float:
+        return self.timed.per_s
+
+    @property
+    def per_s_from_visible(self) -> float:
+        return self.timed.per_s_from_visible
+
+
+class CommitWatcher:
+    """Polls a group's committed offsets over the partitions of a backlog."""
+
+    def __init__(
+        self, config: dict[str, Any], workers: Workers, backlog: OpenBacklog, start: dict[Partition, int]
+    ) -> None:
+        self.workers = workers
+        self.offsets = backlog.offsets()
+        self.total = sum(len(o) for o in self.offsets.values())
+        self.start = start
+        self.watched = [TopicPartition(t, p) for t, p in self.offsets]
+        self.poller = Consumer({**config, "group.id": workers.group_id, "enable.auto.commit": False})
+        # The first request finds the group's coordinator and connects to it: not on the clock.
+        if self.read()[2]:
+            raise BenchmarkError(
+                f"group {workers.group_id} is past the backlog's start before it is readable"
+            )
+
+    def close(self) -> None:
+        self.poller.close()
+
+    def read(self) -> tuple[float, int, bool]:
+        """When (the middle of the request), how many of the backlog's events are committed, and
+        whether any offset is past the start."""
+        asked = time.perf_counter()
+        committed = {
+            (tp.topic, tp.partition): tp.offset for tp in self.poller.committed(self.watched, timeout=30)
+        }
+        at = (asked + time.perf_counter()) / 2
+        handled = sum(
+            bisect_left(self.offsets[tp], committed[tp]) for tp in self.offsets if committed[tp] >= 0
+        )
+        return at, handled, any(committed[tp] > self.start[tp] for tp in self.offsets)
+
+    def watch(self, visible: float, poll: float) -> Timed:
+        """Poll until every partition is committed past the backlog's last record; the clock starts at
+        the first poll that sees any offset past the start."""
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        first: tuple[float, int] | None = None
+        progress = (time.monotonic(), -1)
+        while True:
+            at, handled, advanced = self.read()
+            if first is None and advanced:
+                first = (at, handled)
+            if handled >= self.total:
+                assert first is not None
+                return Timed(self.total - first[1], at - first[0], self.total, at - visible)
+            now = time.monotonic()
+            if handled > progress[1]:
+                progress = (now, handled)
+            self.workers.check()
+            if now > deadline or now - progress[0] > STALL_TIMEOUT_S:
+                raise BenchmarkError(
+                    f"hub ({self.workers.count} workers): {handled} of {self.total} committed, "
+                    f"{now - progress[0]:.0f} s without progress\n{self.workers.tails()}"
+                )
+            time.sleep(max(0.0, poll - (time.perf_counter() - at)))
+
+
+def read_receipts(
+    config: dict[str, Any], cluster: Cluster, since: dict[Partition, int], backlog: OpenBacklog
+) -> tuple[Counter[str], int, int, int, int]:
+    """Read the receipts written since ``since``; returns the outcomes, the router's writes they imply
+    (inbox messages + accepted log + receipt; receipt + dead letter; receipt), the receipts of this
+    backlog, the inputs without one and the receipts beyond one per input."""
+    ends = cluster.end_offsets(list(since))
+    pending = {tp for tp in since if ends[tp] > since[tp]}
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"bench-receipts-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    codec = Codec()
+    ours = {(p.topic, p.partition, p.offset) for p in backlog.where()}
+    seen: Counter[tuple[str, int, int]] = Counter()
+    outcomes: Counter[str] = Counter()
+    writes = 0
+    deadline = time.monotonic() + 120
+    try:
+        consumer.assign([TopicPartition(t, p, since[(t, p)]) for t, p in pending])
+        while pending:
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"reading the receipts: {len(pending)} partitions not read to the end")
+            for m in consumer.consume(num_messages=5000, timeout=0.5):
+                error = m.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard((m.topic(), m.partition()))
+                    continue
+                _raise_on_error(m)
+                receipt = codec.decode_receipt(m.value())
+                source = (receipt.source_topic, receipt.source_partition, receipt.source_offset)
+                if source not in ours:
+                    continue
+                seen[source] += 1
+                status = ReceiptStatus(receipt.status).value
+                outcomes[status] += 1
+                if status == ReceiptStatus.Accepted.value:
+                    writes += 2 + len(receipt.routed_to)
+                elif status == ReceiptStatus.Rejected.value:
+                    writes += 2
+                else:
+                    writes += 1
+    finally:
+        consumer.close()
+    missing = len(ours - set(seen))
+    extra = sum(n - 1 for n in seen.values())
+    return outcomes, writes, sum(seen.values()), missing, extra
+
+
+# -- (d) latency --------------------------------------------------------------------------------------
+
+
+class InboxReader(threading.Thread):
+    """Reads the focal-point inboxes from their current ends, noting when each expected event arrives."""
+
+    def __init__(self, config: dict[str, Any], partitions: dict[Partition, int], expected: set[str]) -> None:
+        super().__init__(daemon=True)
+        self.consumer = Consumer(
+            {
+                **config,
+                "group.id": f"bench-inbox-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 10,  # the reader should not add its own wait to the figure
+            }
+        )
+        self.consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in partitions.items()])
+        self.expected = expected
+        self.received: dict[str, float] = {}
+        self.all_in = threading.Event()
+        self.halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.halt.is_set():
+                m = self.consumer.poll(0.05)  # one at a time: each is timed as soon as it is here
+                if m is None:
+                    continue
+                now = time.perf_counter()
+                _raise_on_error(m)
+                for name, value in m.headers() or ():
+                    if name == "ce_id":
+                        event_id = value.decode()
+                        if event_id in self.expected and event_id not in self.received:
+                            self.received[event_id] = now
+                            if len(self.received) == len(self.expected):
+                                self.all_in.set()
+                        break
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+        finally:
+            self.consumer.close()
+
+
+def paced_publish(
+    config: dict[str, Any], messages: Sequence[Outbound], rate: int
+) -> tuple[list[float], float, float]:
+    """Publish at ``rate`` per second; returns each message's send time, the first and the last."""
+    producer = Producer(
+        {**config, "enable.idempotence": True, "acks": "all", "linger.ms": 0, "partitioner": "murmur2_random"}
+    )
+    for topic in {m.topic for m in messages}:  # metadata now, not on the first timed send
+        producer.list_topics(topic, timeout=30)
+    sent = [0.0] * len(messages)
+    failed: list[str] = []
+
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    started = time.perf_counter()
+    for i, m in enumerate(messages):
+        due = started + i / rate
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(due - now, 0.002))
+        sent[i] = time.perf_counter()
+        producer.produce(m.topic, m.value, m.key, headers=m.headers, on_delivery=delivered)
+        producer.poll(0)
+    last = time.perf_counter()
+    if producer.flush(60):
+        raise BenchmarkError(f"publishing at {rate}/s: not delivered within 60 s")
+    if failed:
+        raise BenchmarkError(f"publishing at {rate}/s: {len(failed)} failed, first {failed[0]}")
+    return sent, started, last
+
+
+# -- the run --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    settings: Settings
+    config: dict[str, Any]
+    bootstrap: str
+    cluster: Cluster
+    codec: Codec
+    inputs: list[Partition]
+    receipts: list[Partition]
+    inboxes: list[Partition]
+    log_dir: Path
+    tag: str
+    now: datetime
+
+
+def hub_run(ctx: Context, count: int, label: str) -> HubRun:
+    """A fresh backlog of the run's shape, read by ``count`` worker processes of a fresh group."""
+    messages = encoded(
+        ctx.codec, backlog_events(ctx.args.events, ctx.args.seed, f"{ctx.tag}{label}-", ctx.now)
+    )
+    group_id = f"bench-hub{count}-{ctx.tag}{label}"
+    start = ctx.cluster.end_offsets(ctx.inputs)
+    seed_group(ctx.config, group_id, start)
+    receipts_from = ctx.cluster.end_offsets(ctx.receipts)
+    backlog = OpenBacklog(ctx.config, messages, f"bench-backlog-{ctx.tag}{label}-{count}")
+    workers = Workers(ctx.bootstrap, group_id, count, ctx.log_dir, ctx.args.partitions)
+    watcher: CommitWatcher | None = None
+    try:
+        backlog.write()
+        workers.start()
+        watcher = CommitWatcher(ctx.config, workers, backlog, start)
+        ready = await_ready(ctx.cluster, workers, ctx.inputs)
+        visible = backlog.commit()
+        timed = watcher.watch(visible, ctx.args.poll)
+    finally:
+        if watcher is not None:
+            watcher.close()
+        backlog.close()
+        codes = workers.stop()
+    outcomes, writes, receipts, missing, extra = read_receipts(
+        ctx.config, ctx.cluster, receipts_from, backlog
+    )
+    return HubRun(
+        count,
+        timed,
+        ready,
+        outcomes,
+        writes,
+        receipts,
+        missing,
+        extra,
+        codes,
+        workers.log_findings(),
+    )
+
+
+def latency_at(ctx: Context, rate: int, index: int) -> dict[str, Any]:
+    args = ctx.args
+    run_tag = f"{ctx.tag}L{index}-"
+    messages = encoded(ctx.codec, new_cases(rate, args.seconds + args.warmup, run_tag, datetime.now(UTC)))
+    group_id = f"bench-latency-{ctx.tag}-{rate}"
+    seed_group(ctx.config, group_id, ctx.cluster.end_offsets(ctx.inputs))
+    workers = Workers(ctx.bootstrap, group_id, 1, ctx.log_dir, args.partitions).start()
+    reader: InboxReader | None = None
+    try:
+        await_ready(ctx.cluster, workers, ctx.inputs)
+        reader = InboxReader(ctx.config, ctx.cluster.end_offsets(ctx.inboxes), {m.event_id for m in messages})
+        reader.start()
+        sent, first, last = paced_publish(ctx.config, messages, rate)
+        arrival_deadline = time.monotonic() + ARRIVAL_TIMEOUT_S
+        while not reader.all_in.wait(0.2) and time.monotonic() < arrival_deadline:
+            workers.check()
+            if reader.error is not None:
+                raise BenchmarkError(f"reading the inboxes at {rate}/s: {reader.error!r}")
+    finally:
+        if reader is not None:
+            reader.halt.set()
+            reader.join(10)
+        codes = workers.stop()
+    if reader.error is not None:
+        raise BenchmarkError(f"reading the inboxes at {rate}/s: {reader.error!r}")
+    skipped = math.ceil(rate * args.warmup)
+    latency = {
+        i: (reader.received[m.event_id] - sent[i]) * 1000
+        for i, m in enumerate(messages)
+        if i >= skipped and m.event_id in reader.received
+    }
+    ordered = sorted(latency.values())
+    by_second: dict[int, list[float]] = {}
+    for i, ms in latency.items():
+        by_second.setdefault(int(sent[i] - first), []).append(ms)
+    measured = len(messages) - skipped
+    result: dict[str, Any] = {
+        "offered_per_s": round((len(messages) - 1) / (last - first), 1),
+        "sent": measured,
+        "received": len(ordered),
+        "lost": measured - len(ordered),
+        "worker_exit_codes": codes,
+        "worker_log": dict(workers.log_findings()),
+    }
+    if ordered:
         result |= {
-            "p50": round(percentile(latencies, 50), 2),
-            "p95": round(percentile(latencies, 95), 2),
-            "p99": round(percentile(latencies, 99), 2),
-            "max": round(latencies[-1], 2),
-            "mean": round(sum(latencies) / len(latencies), 2),
-            "p50_each_second": [round(percentile(sorted(v), 50), 1) for _, v in sorted(by_second.items())],
+            "p50": round(percentile(ordered, 50), 2),
+            "p95": round(percentile(ordered, 95), 2),
+            "p99": round(percentile(ordered, 99), 2),
+            "max": round(ordered[-1], 2),
+            "mean": round(statistics.fmean(ordered), 2),
+            # the median of each second sent: flat when the hub keeps up, climbing when it falls behind
+            "p50_each_second": [round(statistics.median(v), 1) for _, v in sorted(by_second.items())],
         }
     return result
 
 
-def _load_process(conn: Connection, *args: Any) -> None:
-    """Entry point of the load process: runs :func:`offered_load`, sends back its result or error."""
-    try:
-        result: Any = asyncio.run(offered_load(*args))
-    except BaseException as exc:  # reported to the parent, which raises it
-        result = {"error": repr(exc)}
-    conn.send(result)
-    conn.close()
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 1),
+        "min": round(min(values), 1),
+        "max": round(max(values), 1),
+    }
 
 
-async def latency_at(
-    bootstrap: str,
-    settings: Settings,
-    codec: Codec,
-    rate: int,
-    seconds: float,
-    warmup: float,
-    tag: str,
-    options: dict[str, Any],
-) -> dict[str, Any]:
-    """A fresh worker from the end of the topics; the load runs in its own process so that its
-    clock readings are not delayed by the worker holding this event loop."""
-    worker = RouterWorker(
-        bootstrap,
-        make_router(settings, codec),
-        group_id=f"bench-latency-{tag}-{rate}",
-        client_options=options,
-        auto_offset_reset="latest",
-    )
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(worker.run(stop, started))
-    context = multiprocessing.get_context("spawn")
-    receiving, sending = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_load_process,
-        args=(
-            sending,
+def _ensure(result: Any) -> None:
+    """hub.kafka.ensure_topics is a coroutine function today; accept a plain function too."""
+    if inspect.isawaitable(result):
+        asyncio.run(result)  # type: ignore[arg-type]
+
+
+def run(args: argparse.Namespace, bootstrap: str, broker: str, log_dir: Path) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    settings = Settings()
+    config = kafka_config(settings, bootstrap)
+    parties = {
+        c.value
+        for corridor in load_agreements(settings.agreements_path).corridors
+        for c in corridor.countries
+    }
+    countries = sorted(set(settings.topics.countries) | parties)  # the worker creates the same
+    _ensure(
+        ensure_topics(
             bootstrap,
-            list(settings.topics.countries),
-            rate,
-            seconds,
-            warmup,
-            f"L{tag}R{rate}-",
-            options,
-        ),
-        daemon=True,
+            all_topics(countries),
+            partitions=args.partitions,
+            replication_factor=settings.topics.replication_factor,
+            options=client_options(settings),
+        )
     )
+    cluster = Cluster(config)
     try:
-        await _deadline_wait(started.wait(), 60, "the latency worker's assignment")
-        process.start()
-        sending.close()
-        limit = seconds + warmup + 150
-        if not await asyncio.to_thread(receiving.poll, limit):
-            raise TimeoutError(f"load at {rate}/s did not report within {limit:.0f} s")
-        try:
-            result: dict[str, Any] = receiving.recv()
-        except EOFError:
-            await asyncio.to_thread(process.join, 5)
-            raise RuntimeError(f"load at {rate}/s ended without a result (exit {process.exitcode})") from None
-        if "error" in result:
-            raise RuntimeError(f"load at {rate}/s failed: {result['error']}")
-        return result | {"outcomes": dict(worker.stats.outcomes), "transactions": worker.stats.batches}
+        cluster.await_leaders(all_topics(countries))
+        # The fan-out writes under the hub's topic names, prefixed; the dry run may name more.
+        state_topic = FANOUT_PREFIX + ROUTER_STATE
+        hub_outputs = [t for cc in countries for t in (nrm_receipts(cc), focal_inbox(cc))]
+        cluster.create(
+            [
+                PASSTHROUGH_OUT,
+                state_topic,
+                *(FANOUT_PREFIX + t for t in [*hub_outputs, DEADLETTER, ACCEPTED_EVENTS]),
+            ],
+            args.partitions,
+            compacted=[state_topic],
+        )
+        ctx = Context(
+            args,
+            settings,
+            config,
+            bootstrap,
+            cluster,
+            Codec(),
+            cluster.partitions(pattern=NRM_EVENTS_PATTERN),
+            cluster.partitions([nrm_receipts(cc) for cc in countries]),
+            cluster.partitions([focal_inbox(cc) for cc in countries]),
+            log_dir,
+            uuid.uuid4().hex[:6].upper(),
+            datetime.now(UTC),
+        )
+        return measure(ctx, broker, load_before)
     finally:
-        stop.set()
-        if process.is_alive():
-            await asyncio.to_thread(process.join, 10)
-            if process.is_alive():
-                process.terminate()
-        receiving.close()
-        await _deadline_wait(task, 60, "stopping the latency worker")
+        cluster.close()
 
 
-# -- profile ----------------------------------------------------------------------------------------
+def baseline_run(
+    ctx: Context, messages: Sequence[Outbound], label: str, *, fanout: bool
+) -> tuple[Timed, Plan | None]:
+    """(a) or (b) over a copy of the baselines' backlog, written while the contender joins its group."""
+    group_id = f"bench-{'fanout' if fanout else 'pass'}-{ctx.tag}{label}"
+    seed_group(ctx.config, group_id, ctx.cluster.end_offsets(ctx.inputs))
+    backlog = OpenBacklog(ctx.config, messages, f"bench-backlog-{ctx.tag}{label}")
+    copy = TransactionalCopy(ctx.config, group_id, FANOUT_PREFIX + ROUTER_STATE)
+    try:
+        backlog.write()
+        plan = None
+        if fanout:
+            plan = dry_run(ctx.settings, ctx.codec, messages, backlog.where())
+            ctx.cluster.create(sorted(FANOUT_PREFIX + t for t in plan.topics), ctx.args.partitions)
+        copy.join(ctx.inputs)
+        visible = backlog.commit()
+        timed = copy.run(len(messages), visible, plan)
+    finally:
+        copy.close()
+        backlog.close()
+    if plan is not None:
+        plan.by_offset = {}  # only its figures are kept
+    return timed, plan
 
 
-def profile_route(settings: Settings, codec: Codec, messages: Sequence[Message], top: int = 15) -> str:
-    """cProfile of Router.route alone (no Kafka) over the backlog's first messages, in order."""
-    router = make_router(settings, codec)
-    states: dict[str, CaseRoute] = {}
-
-    def run() -> None:
-        for offset, m in enumerate(messages):
-            decision = router.route(
-                Incoming(m.topic.split(".")[2].upper(), m.topic, 0, offset, m.key, m.value, m.headers),
-                states,
-            )
-            if decision.state is not None and decision.case_id is not None:
-                states[decision.case_id] = decision.state
-
+def measure(ctx: Context, broker: str, load_before: tuple[float, float, float]) -> dict[str, Any]:
+    args = ctx.args
+    # The baselines keep no state: each of their runs reads a new copy of the same bytes.
     started = time.perf_counter()
-    run()
-    rate = len(messages) / (time.perf_counter() - started)
-    states.clear()
-    profiler = cProfile.Profile()
-    profiler.runcall(run)
-    out = io.StringIO()
-    out.write(f"route() alone, no Kafka: {rate:,.0f} events/s unprofiled\n")
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
-    return out.getvalue()
+    messages = encoded(ctx.codec, backlog_events(args.events, args.seed, f"{ctx.tag}BASE-", ctx.now))
+    print(
+        f"{len(messages)} events generated and encoded in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    rounds: dict[str, list[Any]] = {"passthrough": [], "fanout": [], "hub_1": [], "hub_2": [], "hub_3": []}
+    plans: list[Plan] = []
+    for number in range(args.rounds + 1):
+        passthrough, _ = baseline_run(ctx, messages, f"R{number}P", fanout=False)
+        fanout, plan = baseline_run(ctx, messages, f"R{number}F", fanout=True)
+        assert plan is not None
+        hubs = [hub_run(ctx, count, f"R{number}H{count}") for count in (1, 2, 3)]
+        print(
+            f"{'warm-up' if number == 0 else f'round {number}'}: passthrough {passthrough.per_s:,.0f}/s, "
+            f"fan-out {fanout.per_s:,.0f}/s ({fanout.writes / len(messages):.2f} writes per event; "
+            f"dry run {plan.events / plan.seconds:,.0f}/s in-process, {dict(plan.outcomes)}), hub "
+            + ", ".join(f"{h.workers}w {h.per_s:,.0f}/s" for h in hubs)
+            + f" (1w: {dict(hubs[0].outcomes)})",
+            flush=True,
+        )
+        if number == 0:
+            continue
+        rounds["passthrough"].append(passthrough)
+        rounds["fanout"].append(fanout)
+        plans.append(plan)
+        for hub in hubs:
+            rounds[f"hub_{hub.workers}"].append(hub)
+
+    latency: dict[str, dict[str, Any]] = {}
+    for index, rate in enumerate(dict.fromkeys(args.rates)):  # each rate once, in the order given
+        figures = latency_at(ctx, rate, index)
+        latency[str(rate)] = figures
+        print(
+            f"latency at {rate}/s: p50 {figures.get('p50')} ms, p99 {figures.get('p99')} ms, "
+            f"lost {figures['lost']}",
+            flush=True,
+        )
+    return figures_of(ctx, broker, load_before, len(messages), plans, rounds, latency)
 
 
-# -- main -------------------------------------------------------------------------------------------
+def figures_of(
+    ctx: Context,
+    broker: str,
+    load_before: tuple[float, float, float],
+    events: int,
+    plans: Sequence[Plan],
+    rounds: dict[str, list[Any]],
+    latency: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    rates = {name: [r.per_s for r in runs] for name, runs in rounds.items()}
+    visible = {name: [r.per_s_from_visible for r in runs] for name, runs in rounds.items()}
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    hubs: list[HubRun] = [h for name in ("hub_1", "hub_2", "hub_3") for h in rounds[name]]
+    outcomes: Counter[str] = Counter()
+    findings: Counter[str] = Counter()
+    dry: Counter[str] = Counter()
+    for h in hubs:
+        outcomes.update(h.outcomes)
+        findings.update(h.log_findings)
+    for plan in plans:
+        dry.update(plan.outcomes)
+    figures: dict[str, Any] = {
+        "benchmark": "routing",
+        "events": events,
+        "rounds": ctx.args.rounds,
+        "partitions": ctx.args.partitions,
+        "max_batch": MAX_BATCH,
+        "broker": broker,
+    }
+    names = {
+        "passthrough": "passthrough",
+        "fanout": "fanout",
+        "hub_1": "hub_1_worker",
+        "hub_2": "hub_2_workers",
+        "hub_3": "hub_3_workers",
+    }
+    for name, key in names.items():
+        figures[f"{key}_per_s"] = round(median[name], 1)
+        figures[f"{key}_per_s_range"] = [round(min(rates[name]), 1), round(max(rates[name]), 1)]
+        figures[f"{key}_per_s_from_visible"] = round(statistics.median(visible[name]), 1)
+    figures |= {
+        "fanout_k": round(statistics.median(p.k for p in plans), 3),
+        "fanout_writes_per_event": round(statistics.median(r.writes / events for r in rounds["fanout"]), 3),
+        "hub_k": {
+            c: round(statistics.median(h.outputs / events for h in rounds[f"hub_{c}"]), 3) for c in "123"
+        },
+        "ratio_vs_passthrough": round(median["hub_1"] / median["passthrough"], 3),
+        "ratio_vs_fanout": round(median["hub_1"] / median["fanout"], 3),
+        "scaling_2_workers": round(median["hub_2"] / median["hub_1"], 3),
+        "scaling_3_workers": round(median["hub_3"] / median["hub_1"], 3),
+        "dry_run_outcomes": dict(dry),
+        "dry_run_route_per_s": round(statistics.median(p.events / p.seconds for p in plans), 1),
+        "hub_outcomes": dict(outcomes),
+        "hub_receipts_missing": sum(h.missing for h in hubs),
+        "hub_receipts_extra": sum(h.extra for h in hubs),
+        "hub_ready_seconds_max": round(max(h.ready_seconds for h in hubs), 1),
+        "hub_worker_exit_codes": sorted({str(c) for h in hubs for c in h.exit_codes}),
+        "hub_worker_log": dict(findings),
+        "latency_ms": latency,
+        "per_round_per_s": {names[n]: [round(v, 1) for v in values] for n, values in rates.items()},
+        "per_round_per_s_from_visible": {
+            names[n]: [round(v, 1) for v in values] for n, values in visible.items()
+        },
+        "baseline_transactions": {
+            "passthrough": [r.transactions for r in rounds["passthrough"]],
+            "fanout": [r.transactions for r in rounds["fanout"]],
+        },
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    return figures
+
+
+def report(f: dict[str, Any]) -> None:
+    print(
+        f"\nrouting: {f['events']} events per backlog, {f['partitions']} partitions, read_committed, "
+        f"transactions of <= {f['max_batch']}; median and range of {f['rounds']} rounds after a warm-up; "
+        f"{f['broker']}"
+    )
+    print(f"{'throughput, exactly once':34}{'median/s':>10}{'min-max':>18}{'hub 1w/x':>10}{'visible/s':>11}")
+    hub1 = f["hub_1_worker_per_s"]
+    rows = [
+        ("(a) passthrough 1->1", "passthrough"),
+        (f"(b) fan-out 1->k, k={f['fanout_k']:.2f}", "fanout"),
+        ("(c) hub, 1 worker process", "hub_1_worker"),
+        ("    hub, 2 worker processes", "hub_2_workers"),
+        ("    hub, 3 worker processes", "hub_3_workers"),
+    ]
+    for label, key in rows:
+        low, high = f[f"{key}_per_s_range"]
+        print(
+            f"{label:34}{f[f'{key}_per_s']:>10,.0f}{f'{low:,.0f}-{high:,.0f}':>18}"
+            f"{hub1 / f[f'{key}_per_s']:>10.3f}{f[f'{key}_per_s_from_visible']:>11,.0f}"
+        )
+    print(
+        f"ratio_vs_passthrough {f['ratio_vs_passthrough']}, ratio_vs_fanout {f['ratio_vs_fanout']} "
+        f"(target >= 0.5), scaling_2_workers {f['scaling_2_workers']}, "
+        f"scaling_3_workers {f['scaling_3_workers']}"
+    )
+    print(
+        "(visible/s: every event over the time from the backlog becoming readable to the last commit)\n"
+        f"writes per event: fan-out {f['fanout_writes_per_event']} (router outputs k {f['fanout_k']} "
+        "+ state); the hub's router outputs per event, from its receipts: "
+        + ", ".join(f"{c}w {k}" for c, k in f["hub_k"].items())
+    )
+    print(
+        f"outcomes: dry runs {f['dry_run_outcomes']}; hub, all runs {f['hub_outcomes']}\n"
+        f"receipts missing {f['hub_receipts_missing']}, extra {f['hub_receipts_extra']}; worker exit codes "
+        f"{f['hub_worker_exit_codes']}; worker log: {f['hub_worker_log'] or 'no warnings'}"
+    )
+    columns = "".join(f"{c:>8}" for c in ("p50", "p95", "p99", "max"))
+    print(f"\n{'latency, ms (1 worker)':24}{'offered/s':>10}{columns}{'received':>10}{'lost':>6}")
+    for rate, lat in f["latency_ms"].items():
+        values = "".join(f"{lat.get(c, float('nan')):>8.1f}" for c in ("p50", "p95", "p99", "max"))
+        print(f"{rate + '/s':24}{lat['offered_per_s']:>10,.0f}{values}{lat['received']:>10}{lat['lost']:>6}")
+    print(
+        f"\nload average (1, 5, 15 min) {f['load_average_before']} before, "
+        f"{f['load_average_after']} after, on {f['cpus']} CPUs"
+    )
+    print(json.dumps(f))
 
 
 @contextlib.contextmanager
-def broker(given: str | None) -> Iterator[str]:
+def broker(given: str | None) -> Iterator[tuple[str, str]]:
+    """The cluster to measure on, and how to name it: the one given, else a private local broker."""
     if given:
-        yield given
+        yield given, given
         return
     with tempfile.TemporaryDirectory(prefix="lintas-bench-") as home:
         local = localkafka.LocalBroker(Path(home), localkafka.provision())
         try:
-            yield local.start()
+            yield local.start(), f"private local Kafka {local.version}"
         finally:
             local.stop()
-
-
-async def run(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
-    load_before = os.getloadavg()[0]
-    settings = Settings()
-    options = client_options(settings)
-    countries = settings.topics.countries
-    tag = uuid.uuid4().hex[:8].upper()
-    now = datetime.now(UTC)
-    codec = Codec()
-
-    await ensure_topics(
-        bootstrap, [*all_topics(countries), PASSTHROUGH_OUT], partitions=args.partitions, options=options
-    )
-    # Each repeat publishes a fresh backlog (new cases: the hub remembers the ones it has routed) and
-    # times the three contenders on it; the fastest of each is kept, the least disturbed by the machine.
-    runs: list[dict[str, Any]] = []
-    best: dict[str, Any] = {}
-    for repeat in range(args.repeat):
-        run_tag = f"{tag}{repeat}"
-        started = time.perf_counter()
-        messages = encoded(codec, backlog_events(args.events, args.seed + repeat, f"B{run_tag}-", now))
-        count = len(messages)
-        start = await end_offsets(bootstrap, await national_topics(bootstrap, options), options)
-        seconds = await publish(bootstrap, messages, options)
-        print(
-            f"run {repeat + 1}: {count} events generated and encoded in "
-            f"{time.perf_counter() - started - seconds:.1f} s, published in {seconds:.1f} s"
-        )
-        plain = await passthrough(
-            bootstrap, f"bench-pass-{run_tag}", count, transactional=False, start=start, options=options
-        )
-        txn = await passthrough(
-            bootstrap, f"bench-passtxn-{run_tag}", count, transactional=True, start=start, options=options
-        )
-        hub, outcomes, batches = await hub_throughput(
-            bootstrap, settings, codec, f"bench-hub-{run_tag}", count, start=start, options=options
-        )
-        this = {
-            "passthrough_per_s": round(plain.per_s, 1),
-            "passthrough_txn_per_s": round(txn.per_s, 1),
-            "hub_per_s": round(hub.per_s, 1),
-            "hub_transactions": batches,
-            "accepted": outcomes[ReceiptStatus.Accepted.value],
-            "duplicate": outcomes[ReceiptStatus.Duplicate.value],
-            "rejected": outcomes[ReceiptStatus.Rejected.value],
-        }
-        runs.append(this)
-        print(
-            f"  passthrough {plain.per_s:,.0f}/s, transactional {txn.per_s:,.0f}/s, "
-            f"hub {hub.per_s:,.0f}/s ({batches} transactions)"
-        )
-        for key in ("passthrough_per_s", "passthrough_txn_per_s"):
-            best[key] = max(best.get(key, 0.0), this[key])
-        if this["hub_per_s"] > best.get("hub_per_s", 0.0):
-            best |= {k: v for k, v in this.items() if not k.startswith("passthrough")}
-
-    latency: dict[str, dict[str, Any]] = {}
-    for index, rate in enumerate(dict.fromkeys(args.rates)):  # each rate once, in the order given
-        latency[str(rate)] = await latency_at(
-            bootstrap, settings, codec, rate, args.seconds, args.warmup, f"{tag}{index}", options
-        )
-        figures = latency[str(rate)]
-        print(f"latency at {rate}/s: p50 {figures.get('p50')} ms, p99 {figures.get('p99')} ms")
-
-    profile = profile_route(settings, codec, messages[: args.profile_events]) if args.profile else None
-    return {
-        "benchmark": "routing",
-        "events": count,
-        "partitions": args.partitions,
-        "repeat": args.repeat,
-        "passthrough_per_s": best["passthrough_per_s"],
-        "passthrough_txn_per_s": best["passthrough_txn_per_s"],
-        "hub_per_s": best["hub_per_s"],
-        "ratio_hub_over_passthrough": round(best["hub_per_s"] / best["passthrough_per_s"], 3),
-        "ratio_hub_over_passthrough_txn": round(best["hub_per_s"] / best["passthrough_txn_per_s"], 3),
-        "hub_transactions": best["hub_transactions"],
-        "accepted": best["accepted"],
-        "duplicate": best["duplicate"],
-        "rejected": best["rejected"],
-        "latency_ms": latency,
-        "runs": runs,
-        # the machine's 1-minute load average before and after: figures taken on a busy machine are low
-        "cpus": os.cpu_count(),
-        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "_profile": profile,
-    }
-
-
-def report(figures: dict[str, Any]) -> None:
-    profile = figures.pop("_profile")
-    n = figures["events"]
-    print(
-        f"\n{n} events, {figures['partitions']} partitions per topic, read_committed, "
-        f"batches of <= {MAX_BATCH}"
-    )
-    print(f"{'throughput (best of ' + str(figures['repeat']) + ')':34}{'events/s':>10}{'hub/x':>8}")
-    for label, key in (
-        ("passthrough (idempotent)", "passthrough_per_s"),
-        ("passthrough (transactional)", "passthrough_txn_per_s"),
-        ("hub (RouterWorker, exactly once)", "hub_per_s"),
-    ):
-        print(f"{label:34}{figures[key]:>10,.0f}{figures['hub_per_s'] / figures[key]:>8.2f}")
-    print(
-        f"hub outcomes: accepted {figures['accepted']}, duplicate {figures['duplicate']}, "
-        f"rejected {figures['rejected']} (out of sequence across topics)"
-    )
-    columns = "".join(f"{c:>8}" for c in ("p50", "p95", "p99", "max"))
-    print(f"\n{'latency, ms (exactly once)':28}{'offered/s':>10}{columns}{'count':>7}{'lost':>6}")
-    for rate, f in figures["latency_ms"].items():
-        print(
-            f"{rate + '/s':28}{f['offered_per_s']:>10,.0f}{f.get('p50', float('nan')):>8.1f}"
-            f"{f.get('p95', float('nan')):>8.1f}{f.get('p99', float('nan')):>8.1f}"
-            f"{f.get('max', float('nan')):>8.1f}{f['count']:>7}{f['missing']:>6}"
-        )
-    load = figures["load_average"]
-    print(f"\nload average {load[0]} before, {load[1]} after, on {figures['cpus']} CPUs")
-    if profile:
-        print("\n" + profile)
-    print(json.dumps(figures))
 
 
 def main() -> None:
@@ -688,27 +1355,36 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--bootstrap-servers", help="an existing cluster; default: a private local broker")
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=20_000, help="events per backlog")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds, after one warm-up round")
     parser.add_argument(
         "--rates",
         type=lambda s: [int(r) for r in s.split(",") if r],
-        default=[200, 1000],
+        default=[200, 2000],
         help="offered rates for the latency runs, comma separated (empty: none)",
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per rate")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds published first, not counted")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per rate")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds published first, not counted")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--repeat", type=int, default=2, help="throughput runs, each on a fresh backlog; the best is kept"
-    )
-    parser.add_argument("--profile", action="store_true", help="also cProfile route() alone, no Kafka")
-    parser.add_argument("--profile-events", type=int, default=5000)
+    parser.add_argument("--poll", type=float, default=0.05, help="seconds between polls of committed offsets")
     args = parser.parse_args()
-    # The worker logs each rejected event at info; keep the output to the figures.
-    configure_logging("console", level=logging.WARNING)
-    with broker(args.bootstrap_servers) as bootstrap:
-        figures = asyncio.run(run(args, bootstrap))
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    # SIGTERM ends the run like Ctrl-C: workers and the private broker are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    log_dir = Path(tempfile.mkdtemp(prefix="lintas-bench-logs-"))
+    failure: str | None = None
+    with broker(args.bootstrap_servers) as (bootstrap, name):
+        try:
+            figures = run(args, bootstrap, name, log_dir)
+        except (BenchmarkError, KafkaException) as exc:
+            failure = str(exc)
+        gc.collect()  # let go of the clients of a failed run before their broker stops
+    if failure is not None:
+        print(f"routing benchmark failed: {failure}\n(worker logs kept in {log_dir})", file=sys.stderr)
+        sys.exit(1)
+    shutil.rmtree(log_dir, ignore_errors=True)
     report(figures)
 
 
