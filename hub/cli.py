@@ -227,6 +227,7 @@ def _processor_options(settings: Settings, group: str, instance: str) -> dict[st
         "config": ProcessorConfig(
             session_timeout_ms=processor.session_timeout_ms,
             transaction_timeout_ms=processor.transaction_timeout_ms,
+            commit_interval_ms=processor.commit_interval_ms,
         ),
         "status_file": status_dir / f"{group}-{instance}.json" if status_dir is not None else None,
     }

@@ -1,9 +1,10 @@
 """Exactly-once stream processing on Kafka transactions, the Kafka Streams way, on confluent-kafka.
 
-A processor reads a batch, computes its outputs and state changes in memory (pure code does the
-thinking), then writes the outputs, the changed state (a compacted changelog co-partitioned with the
-input) and the input offsets in ONE transaction. A crash before the commit aborts all of it and the
-batch is read again; a crash after it has nothing to redo.
+A processor reads batches, computes their outputs and state changes in memory (pure code does the
+thinking), and writes the outputs, the changed state (a compacted changelog co-partitioned with the
+input) and the input offsets in ONE transaction, committed every ``commit_interval_ms`` (Kafka Streams'
+commit.interval.ms). A crash before the commit aborts all of it and the batches are read again; a
+crash after it has nothing to redo. An abort puts the state back as the changelog has it.
 
 What makes it hold when workers scale out (see DESIGN §3):
 
@@ -21,6 +22,8 @@ What makes it hold when workers scale out (see DESIGN §3):
 * **State after the previous owner.** On assignment the committed offsets are fetched first (the
   broker holds them back while a previous owner's transaction is open), then the state is restored
   from the changelog up to its last stable offset, so it includes everything that owner committed.
+  When the group takes partitions back, the open transaction is committed first (or aborted when
+  they were lost), before they are released.
 * **No poison pill.** Outputs are produced with a delivery report per message; a permanent
   per-message failure (too large for the topic, invalid for it, not allowed) aborts the batch once,
   and the batch is redone with that input marked, so the subclass gives it a receipt and a dead letter
@@ -29,8 +32,7 @@ What makes it hold when workers scale out (see DESIGN §3):
 
 Subclasses say how to process a batch (and, optionally, what a timer emits) and how to read a state
 record back; they never touch Kafka. The loop is synchronous (librdkafka serves rebalances inside
-``consume``, between transactions, so no transaction is ever open when partitions are revoked);
-:meth:`TransactionalProcessor.run` runs it in a thread for asyncio callers.
+``consume``); :meth:`TransactionalProcessor.run` runs it in a thread for asyncio callers.
 """
 
 from __future__ import annotations
@@ -154,10 +156,25 @@ _PER_MESSAGE = frozenset(
 
 #: How often an input's replacement outputs may fail before the batch is retried as a whole.
 _ISOLATION_ATTEMPTS = 3
+#: A transaction holds at most this many batches, however short the commit interval is not.
+_BATCHES_PER_TRANSACTION = 10
 
 
-class _Retry(Exception):
-    """The batch was aborted and will be read again."""
+@dataclass
+class _Transaction:
+    """What the open transaction holds beyond what Kafka keeps: input positions, counts, failures."""
+
+    started: float
+    offsets: dict[Part, int] = field(default_factory=dict)
+    messages: int = 0
+    outputs: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    #: Inputs whose outputs Kafka refused for good, from the delivery reports.
+    failed: dict[Coordinates, str] = field(default_factory=dict)
+
+    def delivered(self, origin: Coordinates | None, error: KafkaError | None, _message: Message) -> None:
+        if error is not None and origin is not None and error.code() in _PER_MESSAGE:
+            self.failed.setdefault(origin, f"{error.name()}: {error.str()}")
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,9 @@ class ProcessorConfig:
     split_timeout_s: float = 120.0
     #: After this many aborts in a row of the same work the health file says "stalled".
     stalled_after: int = 3
+    #: How long a transaction gathers batches before it commits (Kafka Streams' commit.interval.ms):
+    #: fewer commits under load, at most this much added latency.
+    commit_interval_ms: int = 100
 
 
 def rdkafka_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,6 +250,9 @@ class TransactionalProcessor(ABC):
         self._resubscribed = 0.0
         self._failures: dict[Coordinates, Failure] = {}
         self._aborts_in_a_row = 0
+        self._txn: _Transaction | None = None
+        #: Committed position of each assigned input partition: where an abort rewinds to.
+        self._committed_at: dict[Part, int] = {}
         self._ready = threading.Event()
 
     # -- what subclasses provide ----------------------------------------------------------------
@@ -304,10 +327,13 @@ class TransactionalProcessor(ABC):
         consumer, _ = self._clients()
         subscription = [f"^{self.pattern.lstrip('^')}"] if self.pattern else list(self.topics)
         consumer.subscribe(
-            subscription, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+            subscription, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
 
     def stop(self) -> None:
+        if self._txn is not None:
+            with contextlib.suppress(KafkaException, ProcessorError):
+                self._flush(restore=False)
         if self._consumer is not None:
             with contextlib.suppress(KafkaException, RuntimeError):
                 self._consumer.close()  # revokes: no transaction is open between batches
@@ -425,6 +451,7 @@ class TransactionalProcessor(ABC):
         restored = self._restore(numbers)
         consumer.assign(positioned)
         self._assigned = positioned
+        self._committed_at = {Part(tp.topic, tp.partition): tp.offset for tp in positioned}
         self.health.update("running")
         self._ready.set()
         log.info(
@@ -462,10 +489,22 @@ class TransactionalProcessor(ABC):
         return positioned
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Called inside consume(), between batches: every transaction is already committed or aborted.
+        # The group asks for the partitions back: commit what is open first (the generation is
+        # still ours until we rejoin); if that fails, it is aborted and the next owner redoes it.
+        self._flush(restore=False)
+        self._release(consumer, partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The partitions are already someone else's: what is open must not be committed.
+        if self._txn is not None:
+            self._abandon(KafkaError(KafkaError._STATE, "partitions lost"), restore=False)
+        self._release(consumer, partitions)
+
+    def _release(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.forget(set(self.partitions))
         self.partitions = set()
         self._assigned = []
+        self._committed_at = {}
         self._failures.clear()
         with contextlib.suppress(KafkaException, RuntimeError):
             consumer.unassign()
@@ -504,8 +543,12 @@ class TransactionalProcessor(ABC):
     # -- transactions ---------------------------------------------------------------------------
 
     def step(self, timeout: float = 0.2) -> int:
-        """Read, process and commit one batch; returns the number of messages handled."""
-        consumer, _ = self._clients()
+        """Read and process one batch into the open transaction, and commit it when it is due;
+        returns the number of messages read."""
+        consumer, producer = self._clients()
+        if self._txn is not None:  # wait no longer than the open transaction may stay open
+            left = self.config.commit_interval_ms / 1000 - (time.monotonic() - self._txn.started)
+            timeout = max(0.0, min(timeout, left))
         messages = consumer.consume(num_messages=self.max_batch, timeout=timeout)
         batch: Batch = {}
         for message in messages:
@@ -517,74 +560,87 @@ class TransactionalProcessor(ABC):
                 continue
             record = _record(message)
             batch.setdefault(Part(record.topic, record.partition), []).append(record)
-        if not batch:
-            return 0
-        while True:
-            result = self.process(batch, self._failures)
-            offsets = [
-                TopicPartition(part.topic, part.partition, records[-1].offset + 1)
-                for part, records in batch.items()
-            ]
-            try:
-                self._commit(result, offsets)
-            except _Retry:
-                if not consumer.assignment():
-                    return 0  # the partitions moved on; their new owner redoes the batch
-                if self._failures_changed:
-                    continue  # redo at once, with the failed inputs now marked
-                self._rewind(batch)
-                return 0
-            self._failures = {}
-            return sum(len(records) for records in batch.values())
+        if batch:
+            self._add(batch)
+        producer.poll(0)  # delivery reports: a refused output ends the transaction early
+        if self._due():
+            self._flush()
+        return sum(len(records) for records in batch.values())
 
     def emit_tick(self) -> int:
-        """Commit what the timer emits; returns the number of outputs."""
+        """Commit what the timer emits (after what is open); returns the number of outputs."""
+        if self._txn is not None:
+            self._flush()
         result = self.tick()
         if result is None or not (result.outputs or result.state):
             return 0
+        txn = self._begin()
         try:
-            self._commit(result, [])
-        except _Retry:
+            self._write(txn, result)
+        except _Produced as produced:
+            self._abandon(produced.error)
             return 0
-        return len(result.outputs)
+        return len(result.outputs) if self._flush() else 0
 
-    def _rewind(self, batch: Batch) -> None:
-        consumer, _ = self._clients()
-        for part, records in batch.items():
-            with contextlib.suppress(KafkaException):
-                consumer.seek(TopicPartition(part.topic, part.partition, records[0].offset))
-
-    def _commit(self, result: BatchResult, offsets: list[TopicPartition]) -> None:
-        """Write ``result`` and ``offsets`` in one transaction, or raise :class:`_Retry` after
-        aborting it (with the inputs whose outputs failed for good added to ``_failures``)."""
-        consumer, producer = self._clients()
-        failed: dict[Coordinates, str] = {}
-        self._failures_changed = False
-
-        def delivered(origin: Coordinates | None, error: KafkaError | None, _message: Message) -> None:
-            if error is not None and error.code() in _PER_MESSAGE and origin is not None:
-                failed.setdefault(origin, f"{error.name()}: {error.str()}")
-
-        try:
+    def _begin(self) -> _Transaction:
+        if self._txn is None:
+            _, producer = self._clients()
             producer.begin_transaction()
-            origins = [*result.origins, *[None] * (len(result.outputs) - len(result.origins))]
-            for out, origin in zip(result.outputs, origins, strict=True):
-                self._produce(
-                    producer, out.topic, out.value, out.key, out.headers, None, origin, delivered, failed
-                )
-            for write in result.state:
-                self._produce(
-                    producer,
-                    self.changelog,
-                    write.value,
-                    write.key.encode(),
-                    None,
-                    write.partition,
-                    None,
-                    delivered,
-                    failed,
-                )
-            if offsets:
+            self._txn = _Transaction(time.monotonic())
+        return self._txn
+
+    def _add(self, batch: Batch) -> None:
+        txn = self._begin()
+        result = self.process(batch, self._failures)
+        try:
+            self._write(txn, result)
+        except _Produced as produced:  # refused before sending (e.g. over message.max.bytes)
+            self._abandon(produced.error)
+            return
+        for part, records in batch.items():
+            txn.offsets[part] = records[-1].offset + 1
+        txn.messages += sum(len(records) for records in batch.values())
+
+    def _write(self, txn: _Transaction, result: BatchResult) -> None:
+        """Produce a result into the open transaction and take its state into memory at once, so the
+        next batch of the same transaction sees it (an abort restores the state from the changelog)."""
+        _, producer = self._clients()
+        origins = [*result.origins, *[None] * (len(result.outputs) - len(result.origins))]
+        for out, origin in zip(result.outputs, origins, strict=True):
+            self._produce(producer, txn, out.topic, out.value, out.key, out.headers, None, origin)
+        for write in result.state:
+            self._produce(
+                producer, txn, self.changelog, write.value, write.key.encode(), None, write.partition, None
+            )
+            self.apply(write)
+        txn.outputs += len(result.outputs)
+        txn.outcomes.update(result.outcomes)
+
+    def _due(self) -> bool:
+        txn = self._txn
+        if txn is None:
+            return False
+        return (
+            bool(txn.failed)
+            or txn.messages >= self.max_batch * _BATCHES_PER_TRANSACTION
+            or time.monotonic() - txn.started >= self.config.commit_interval_ms / 1000
+        )
+
+    def _flush(self, *, restore: bool = True) -> bool:
+        """Commit the open transaction with its input offsets; on failure abort it (see _abandon)."""
+        txn = self._txn
+        if txn is None:
+            return True
+        consumer, producer = self._clients()
+        try:
+            if txn.failed:
+                raise _Produced(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "an output was refused"))
+            if txn.offsets:
+                offsets = [
+                    TopicPartition(part.topic, part.partition, offset) for part, offset in txn.offsets.items()
+                ]
+                # The group's generation and member id go with the offsets: a worker that lost these
+                # partitions in a rebalance is refused here, whatever it wrote before (KIP-447).
                 producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
             producer.commit_transaction(60)
         except KafkaException as exc:
@@ -595,30 +651,35 @@ class TransactionalProcessor(ABC):
                         f"transactional id {self.transactional_id} was taken over by a newer instance"
                     ) from exc
                 raise ProcessorError(f"producer: {error}") from exc
-            self._abort(error, failed, outputs=len(result.outputs))
-            raise _Retry from exc
-        except _Produced as produced:  # a message refused before sending (e.g. over message.max.bytes)
-            self._abort(produced.error, failed, outputs=len(result.outputs))
-            raise _Retry from None
+            self._abandon(error, restore=restore)
+            return False
+        except _Produced as produced:
+            self._abandon(produced.error, restore=restore)
+            return False
+        self._txn = None
         self._aborts_in_a_row = 0
-        for write in result.state:
-            self.apply(write)
+        self._committed_at.update(txn.offsets)
+        self._failures = {
+            origin: failure
+            for origin, failure in self._failures.items()
+            if origin[2] >= self._committed_at.get(Part(origin[0], origin[1]), 0)
+        }
         self.stats.batches += 1
-        self.stats.outcomes.update(result.outcomes)
+        self.stats.outcomes.update(txn.outcomes)
+        return True
 
     def _produce(
         self,
         producer: Producer,
+        txn: _Transaction,
         topic: str,
         value: bytes | None,
         key: bytes | None,
         headers: Sequence[tuple[str, bytes]] | None,
         partition: int | None,
         origin: Coordinates | None,
-        delivered: Any,
-        failed: dict[Coordinates, str],
     ) -> None:
-        options: dict[str, Any] = {"on_delivery": functools.partial(delivered, origin)}
+        options: dict[str, Any] = {"on_delivery": functools.partial(txn.delivered, origin)}
         if headers:
             options["headers"] = list(headers)
         if partition is not None:
@@ -632,37 +693,46 @@ class TransactionalProcessor(ABC):
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
                 if error.code() in _PER_MESSAGE and origin is not None:
-                    failed.setdefault(origin, f"{error.name()}: {error.str()}")
+                    txn.failed.setdefault(origin, f"{error.name()}: {error.str()}")
                 raise _Produced(error) from exc
 
-    def _abort(self, error: KafkaError, failed: dict[Coordinates, str], *, outputs: int) -> None:
-        _, producer = self._clients()
+    def _abandon(self, error: KafkaError, *, restore: bool = True) -> None:
+        """Abort the open transaction; the state goes back to what the changelog holds and the
+        inputs back to their committed positions. Inputs whose outputs Kafka refused for good are
+        marked, so that the redo rejects them instead; anything else is retried after a backoff."""
+        txn = self._txn
+        self._txn = None
+        consumer, producer = self._clients()
         with contextlib.suppress(KafkaException):
             producer.abort_transaction(30)
         self.stats.aborts += 1
+        failed = txn.failed if txn is not None else {}
         for origin, reason in failed.items():
             previous = self._failures.get(origin)
             self._failures[origin] = Failure(reason, previous.attempt + 1 if previous else 1)
-        # An input whose replacement outputs fail too, again and again, cannot be isolated: retry it all.
-        self._failures_changed = bool(failed) and all(
-            self._failures[origin].attempt <= _ISOLATION_ATTEMPTS for origin in failed
-        )
-        if not self._failures_changed:
+        # An input whose replacement outputs fail too, again and again, cannot be isolated.
+        isolated = bool(failed) and all(self._failures[o].attempt <= _ISOLATION_ATTEMPTS for o in failed)
+        if not isolated:
             self._aborts_in_a_row += 1
-        stalled = self._aborts_in_a_row >= self.config.stalled_after
         log.warning(
             "transaction_aborted",
-            outputs=outputs,
+            outputs=txn.outputs if txn is not None else 0,
             error=str(error),
             failed_inputs=len(failed),
             aborts_in_a_row=self._aborts_in_a_row,
         )
-        if stalled:
+        if not restore:
+            return
+        partitions = set(self.partitions)
+        self.forget(partitions)
+        self._restore(partitions)
+        for part, position in self._committed_at.items():
+            with contextlib.suppress(KafkaException):
+                consumer.seek(TopicPartition(part.topic, part.partition, position))
+        if self._aborts_in_a_row >= self.config.stalled_after:
             self.health.update("stalled", detail=str(error))
-        if not self._failures_changed:  # retriable: back off before reading the batch again
+        if not isolated:  # back off before reading the inputs again
             time.sleep(min(5.0, 0.1 * 2 ** min(self._aborts_in_a_row, 6)))
-
-    _failures_changed = False
 
     # -- health ----------------------------------------------------------------------------------
 

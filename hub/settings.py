@@ -52,7 +52,10 @@ class ProcessorSettings(BaseModel):
     transaction_timeout_ms: int = Field(
         default=60_000, ge=1_000, description="An open transaction older than this is aborted by Kafka."
     )
-    max_batch: int = Field(default=2000, ge=1, description="Messages read and committed together.")
+    max_batch: int = Field(default=2000, ge=1, description="Messages read at once.")
+    commit_interval_ms: int = Field(
+        default=100, ge=0, description="How long one transaction gathers batches before it commits."
+    )
     status_dir: Path | None = Field(
         default=None, description="Where each worker writes its health file (<group>-<instance>.json)."
     )
