@@ -59,6 +59,7 @@ class Codec:
     ) -> None:
         self.contract = contract or default_contract()
         self._clock = clock
+        self.reader_version = reader_version
         if not 1 <= reader_version <= len(self.contract.versions):
             raise SchemaError(f"{self.contract.root}: contract v{reader_version} is not published there")
         own = self.contract.versions[reader_version - 1].messages
@@ -139,9 +140,17 @@ class Codec:
     def decode(self, data: bytes) -> Event:
         """A checked event from bytes; raises :class:`InvalidEvent` (or a subclass) naming the field."""
         schema, record = self.decode_record(data)
+        return self.checked(schema, record)
+
+    def checked(self, schema: EventSchema, record: Mapping[str, Any]) -> Event:
+        """The checked event of a record :meth:`decode_record` returned (the rest of :meth:`decode`)."""
         if schema.event_type not in EVENT_MODELS:
             raise InvalidEvent("<fingerprint>", f"{schema.event_type} is not an event")
         return parse_event(record, now=self._clock())
+
+    def now(self) -> datetime:
+        """The time the contract's rules are checked against (events may not come from the future)."""
+        return self._clock()
 
     def decode_as(self, data: bytes, model: type[_HubRecord]) -> _HubRecord:
         """A record the hub writes (receipt, alert) from bytes, refusing any other message type."""

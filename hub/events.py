@@ -18,18 +18,11 @@ from hub.contract import (
     CONTRACT_VERSION,
     EVENT_MODELS,
     AgeBand,
-    CaseClosed,
     CaseStatus,
     CountryCode,
-    Envelope,
     Event,
-    FollowUpRecorded,
     Need,
-    ReferralAnswered,
     ReferralDecision,
-    ReferralRequested,
-    ReturnNoticeIssued,
-    VictimIdentified,
 )
 from hub.errors import InvalidEvent
 from hub.validation import first_error
@@ -40,8 +33,10 @@ __all__ = [
     "MAX_CLOCK_SKEW",
     "Event",
     "check_event",
+    "check_record",
     "event_to_record",
     "parse_event",
+    "record_is_valid",
 ]
 
 #: How far in the future an event's time may be: national systems' clocks drift, but an event from
@@ -84,98 +79,151 @@ def event_to_record(event: Event) -> dict[str, Any]:
     return event.model_dump()
 
 
-def _check_envelope(envelope: Envelope, expected_type: str, now: datetime) -> None:
-    if envelope.event_type != expected_type:
+def _fields(value: Any) -> Mapping[str, Any]:
+    """A record's fields by name: a decoded record itself, or a model's ``__dict__``."""
+    return value if isinstance(value, dict) else value.__dict__
+
+
+def _check_envelope(envelope: Mapping[str, Any], expected_type: str, now: datetime) -> None:
+    event_type = envelope["event_type"]
+    if event_type != expected_type:
         raise InvalidEvent(
             "envelope.event_type",
-            f"says {envelope.event_type.value!r} but the record is {expected_type!r}",
+            f"says {str(event_type)!r} but the record is {expected_type!r}",
         )
-    if not 1 <= envelope.schema_version <= CONTRACT_VERSION:
+    schema_version = envelope["schema_version"]
+    if not 1 <= schema_version <= CONTRACT_VERSION:
         raise InvalidEvent(
             "envelope.schema_version",
-            f"{envelope.schema_version} is not a published contract version (1..{CONTRACT_VERSION})",
+            f"{schema_version} is not a published contract version (1..{CONTRACT_VERSION})",
         )
-    if not CASE_ID.match(envelope.case_id):
+    case_id = envelope["case_id"]
+    if not CASE_ID.match(case_id):
         raise InvalidEvent(
             "envelope.case_id",
-            f"{envelope.case_id!r} is not '<country code>-<reference>' (letters, digits, . _ / -)",
+            f"{case_id!r} is not '<country code>-<reference>' (letters, digits, . _ / -)",
         )
-    if not AGENCY_ID.match(envelope.source_agency):
+    source_agency = envelope["source_agency"]
+    if not AGENCY_ID.match(source_agency):
         raise InvalidEvent(
             "envelope.source_agency",
-            f"{envelope.source_agency!r} is not a directory id '<country code>-<agency>'",
+            f"{source_agency!r} is not a directory id '<country code>-<agency>'",
         )
-    if envelope.source_country == CountryCode.ZZ:
+    source, destination = envelope["source_country"], envelope["destination_country"]
+    if source == CountryCode.ZZ:
         raise InvalidEvent("envelope.source_country", "the publishing country must be known")
-    if envelope.destination_country in (envelope.source_country, CountryCode.ZZ):
+    if destination is not None and destination in (source, CountryCode.ZZ):
         raise InvalidEvent(
             "envelope.destination_country",
-            f"{envelope.destination_country.value!r} cannot receive this event "
-            "(unknown, or the source country itself)",
+            f"{str(destination)!r} cannot receive this event (unknown, or the source country itself)",
         )
     latest = now + MAX_CLOCK_SKEW
-    for name in ("occurred_at", "recorded_at"):
-        moment: datetime = getattr(envelope, name)
+    occurred_at: datetime = envelope["occurred_at"]
+    recorded_at: datetime = envelope["recorded_at"]
+    for name, moment in (("occurred_at", occurred_at), ("recorded_at", recorded_at)):
         if moment > latest:
             raise InvalidEvent(
                 f"envelope.{name}",
                 f"{moment.isoformat()} is in the future (now is {now.isoformat()})",
             )
-    if envelope.recorded_at < envelope.occurred_at:
+    if recorded_at < occurred_at:
         raise InvalidEvent("envelope.recorded_at", "is before occurred_at")
 
 
-def _require_destination(event: Event) -> None:
-    if event.envelope.destination_country is None:
+def _require_destination(event_type: str, envelope: Mapping[str, Any]) -> None:
+    if envelope["destination_country"] is None:
         raise InvalidEvent(
             "envelope.destination_country",
-            f"required for {event.envelope.event_type.value}: it is addressed to a partner country",
+            f"required for {event_type}: it is addressed to a partner country",
         )
+
+
+#: The age bands of children, as codes (a decoded record holds codes, a model holds members).
+CHILD_BAND_CODES = frozenset(band.value for band in CHILD_BANDS)
+_CLOSED = (CaseStatus.Closed, CaseStatus.ClosedReferred)
 
 
 def check_event(event: Event, *, now: datetime) -> None:
     """The contract's rules beyond types and codes. Raises :class:`InvalidEvent`."""
-    _check_envelope(event.envelope, type(event).__name__, now)
-    match event:
-        case VictimIdentified():
-            if not event.exploitation_types:
+    check_record(type(event).__name__, event.__dict__, now=now)
+
+
+def check_record(event_type: str, record: Mapping[str, Any], *, now: datetime) -> None:
+    """The rules of :func:`check_event` over the fields of a record of ``event_type`` (a model's, or a
+    decoded record whose values already have the contract's types: codes as strings or members,
+    arrays as lists or tuples). Raises :class:`InvalidEvent`."""
+    envelope = _fields(record["envelope"])
+    _check_envelope(envelope, event_type, now)
+    match event_type:
+        case "VictimIdentified":
+            if not record["exploitation_types"]:
                 raise InvalidEvent("exploitation_types", "at least one form is required")
-            if event.age_band in CHILD_BANDS and Need.ChildProtection not in event.needs:
+            age_band = record["age_band"]
+            if str(age_band) in CHILD_BAND_CODES and Need.ChildProtection not in record["needs"]:
                 # A child, or a person presumed one, always involves child protection.
-                raise InvalidEvent(
-                    "needs", f"must include ChildProtection when age_band is {event.age_band.value}"
-                )
-            if (event.reflection_period_start is None) != (event.reflection_period_days is None):
+                raise InvalidEvent("needs", f"must include ChildProtection when age_band is {age_band!s}")
+            days = record["reflection_period_days"]
+            if (record["reflection_period_start"] is None) != (days is None):
                 raise InvalidEvent("reflection_period_days", "start and length must be given together")
-            days = event.reflection_period_days
             if days is not None and days not in REFLECTION_DAYS:
                 raise InvalidEvent(
                     "reflection_period_days",
                     f"{days} is outside {REFLECTION_DAYS.start}..{REFLECTION_DAYS.stop - 1} days",
                 )
-        case ReferralRequested():
-            _require_destination(event)
-            if not event.purposes:
+        case "ReferralRequested":
+            _require_destination(event_type, envelope)
+            if not record["purposes"]:
                 raise InvalidEvent("purposes", "at least one purpose is required")
-        case ReferralAnswered():
-            _require_destination(event)
-            declined = event.decision == ReferralDecision.Declined
-            if declined and event.decline_reason is None:
+        case "ReferralAnswered":
+            _require_destination(event_type, envelope)
+            declined = record["decision"] == ReferralDecision.Declined
+            if declined and record["decline_reason"] is None:
                 raise InvalidEvent("decline_reason", "required when the decision is Declined")
-            if not declined and event.decline_reason is not None:
+            if not declined and record["decline_reason"] is not None:
                 raise InvalidEvent("decline_reason", "must be empty when the decision is Accepted")
-        case ReturnNoticeIssued():
-            _require_destination(event)
-        case FollowUpRecorded():
-            if event.months_since_return not in FOLLOW_UP_MONTHS:
+        case "ReturnNoticeIssued":
+            _require_destination(event_type, envelope)
+        case "FollowUpRecorded":
+            months = record["months_since_return"]
+            if months not in FOLLOW_UP_MONTHS:
                 raise InvalidEvent(
-                    "months_since_return",
-                    f"{event.months_since_return} is outside 1..{FOLLOW_UP_MONTHS.stop - 1}",
+                    "months_since_return", f"{months} is outside 1..{FOLLOW_UP_MONTHS.stop - 1}"
                 )
-            if not event.domains_assessed:
+            if not record["domains_assessed"]:
                 raise InvalidEvent("domains_assessed", "at least one domain is required")
-        case CaseClosed():
-            if event.status not in (CaseStatus.Closed, CaseStatus.ClosedReferred):
-                raise InvalidEvent("status", f"{event.status.value!r} is not a closed status")
+        case "CaseClosed":
+            status = record["status"]
+            if status not in _CLOSED:
+                raise InvalidEvent("status", f"{str(status)!r} is not a closed status")
         case _:
             pass  # the remaining records have no rule beyond their types
+
+
+#: The fields of the event models whose type bounds a value beyond what Avro's own type gives (an
+#: Avro ``int`` read by fastavro may exceed 32 bits): each is bounded tighter by a rule above, so a
+#: decoded record that passes the rules passes the model's bounds too (a test holds the models to it).
+RULE_BOUNDED_FIELDS = frozenset(
+    {
+        ("Envelope", "schema_version"),
+        ("VictimIdentified", "reflection_period_days"),
+        ("FollowUpRecorded", "months_since_return"),
+    }
+)
+
+
+def record_is_valid(event_type: str, record: Mapping[str, Any], *, now: datetime) -> bool:
+    """Whether :func:`parse_event` would accept ``record``, for a record that fastavro decoded in
+    this contract version (``CONTRACT_VERSION``), without building the model.
+
+    Such a record already has every field, and every value of the type and code list the models
+    require, except the bounds of :data:`RULE_BOUNDED_FIELDS`, which the rules check more tightly;
+    so the envelope's type naming the record, plus the rules, are what is left to check. ``False``
+    means only "not sure": :func:`parse_event` then says what is wrong, with the same error as ever.
+    """
+    if event_type not in EVENT_MODELS or record["envelope"]["event_type"] != event_type:
+        return False
+    try:
+        check_record(event_type, record, now=now)
+    except InvalidEvent:
+        return False
+    return True

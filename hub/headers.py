@@ -4,6 +4,7 @@ can see type, case and route without decoding the Avro body."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from hub.contract import Envelope
 
@@ -14,18 +15,25 @@ Headers = list[tuple[str, bytes]]
 
 
 def envelope_headers(envelope: Envelope) -> Headers:
+    return record_headers(envelope.__dict__)
+
+
+def record_headers(envelope: Mapping[str, Any]) -> Headers:
+    """The headers of an envelope's fields (a model's, or a decoded record's: codes as strings)."""
+    source = str(envelope["source_country"])
     headers: Headers = [
         ("ce_specversion", SPEC_VERSION),
-        ("ce_id", str(envelope.event_id).encode()),
-        ("ce_type", f"org.lintas.{envelope.event_type.value}".encode()),
-        ("ce_source", f"/nrm/{envelope.source_country.value}/{envelope.source_agency}".encode()),
-        ("ce_time", envelope.occurred_at.isoformat().encode()),
-        ("ce_subject", envelope.case_id.encode()),
-        ("ce_dataschemaversion", str(envelope.schema_version).encode()),
+        ("ce_id", str(envelope["event_id"]).encode()),
+        ("ce_type", f"org.lintas.{envelope['event_type']!s}".encode()),
+        ("ce_source", f"/nrm/{source}/{envelope['source_agency']}".encode()),
+        ("ce_time", envelope["occurred_at"].isoformat().encode()),
+        ("ce_subject", envelope["case_id"].encode()),
+        ("ce_dataschemaversion", str(envelope["schema_version"]).encode()),
         ("content-type", CONTENT_TYPE),
     ]
-    if envelope.destination_country is not None:
-        headers.append(("ce_lintasdestination", envelope.destination_country.value.encode()))
+    destination = envelope["destination_country"]
+    if destination is not None:
+        headers.append(("ce_lintasdestination", str(destination).encode()))
     return headers
 
 

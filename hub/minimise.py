@@ -7,11 +7,11 @@ contract, so removing it leaves a valid event (a test holds the schemas to that)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from hub.contract import DataCategory, Need, VictimIdentified
-from hub.events import CHILD_BANDS, Event
+from hub.contract import EVENT_MODELS, DataCategory, Need, VictimIdentified
+from hub.events import CHILD_BAND_CODES, CHILD_BANDS, Event
 
 FIELD_CATEGORIES: dict[str, dict[str, DataCategory]] = {
     "VictimIdentified": {
@@ -61,3 +61,41 @@ def minimise(event: Event, granted: Iterable[DataCategory]) -> tuple[Event, tupl
         return event, ()
     cleared: dict[str, Any] = {name: _kept(event, name) for name in removed}
     return event.model_copy(update=cleared), removed
+
+
+# -- the same on a decoded record (the router's hot path: no model is built) -----------------------
+
+#: Per event type, each categorised field with its category and its empty value in a decoded
+#: record (``None``, or ``[]`` for an array).
+_RECORD_FIELDS: dict[str, tuple[tuple[str, DataCategory, Any], ...]] = {
+    event_type: tuple(
+        (name, category, None if EVENT_MODELS[event_type].model_fields[name].get_default() is None else [])
+        for name, category in categories.items()
+    )
+    for event_type, categories in FIELD_CATEGORIES.items()
+}
+_CHILD_NEEDS: list[str] = [Need.ChildProtection.value]
+
+
+def minimise_record(
+    event_type: str, record: Mapping[str, Any], granted: Collection[DataCategory]
+) -> tuple[Mapping[str, Any], tuple[str, ...]]:
+    """:func:`minimise` for a record as the codec decodes it (codes as strings, arrays as lists): the
+    record to share (``record`` itself when nothing is withheld) and the names of the fields removed."""
+    fields = _RECORD_FIELDS.get(event_type)
+    if not fields:
+        return record, ()
+    cleared: dict[str, Any] = {}
+    for name, category, empty in fields:
+        if category in granted:
+            continue
+        value = record[name]
+        kept = empty
+        if name == "needs" and event_type == "VictimIdentified" and record["age_band"] in CHILD_BAND_CODES:
+            kept = _CHILD_NEEDS
+        if not value or value == kept:
+            continue
+        cleared[name] = None if kept is None else list(kept)
+    if not cleared:
+        return record, ()
+    return {**record, **cleared}, tuple(cleared)

@@ -5,40 +5,41 @@ the topic's own country, that it is new (or an identical resubmission), that it 
 message (as EESSI's business use cases do), that an agreement covers its corridor and type, then removes
 what the agreement and the person's consent do not grant and routes it to the partner's inbox. Every
 message gets a receipt; anything rejected also goes, untouched, to the dead letters.
+
+The decision reads the record as the codec decodes it and checks it with the contract's rules without
+building a pydantic model (:func:`hub.events.record_is_valid`); whenever that check is not sure, the
+models decide, with the error they have always given. ``Router(..., fast_path=False)`` always asks the
+models: the reference the fast path is tested against.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from itertools import islice
+from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from hub.agreements import Agreements
-from hub.codec import Codec
+from hub.codec import MARKER, Codec
 from hub.contract import (
-    CaseClosed,
-    ConsentChanged,
+    CONTRACT_VERSION,
     CountryCode,
     DataCategory,
-    FollowUpRecorded,
-    HandoverCompleted,
     Receipt,
     ReceiptStatus,
-    ReferralAcknowledged,
-    ReferralAnswered,
     ReferralDecision,
-    ReferralRequested,
-    ReturnNoticeIssued,
-    VictimIdentified,
 )
 from hub.errors import InvalidEvent
-from hub.events import Event
-from hub.headers import Headers, envelope_headers
-from hub.minimise import minimise
+from hub.events import Event, record_is_valid
+from hub.headers import Headers, record_headers
+from hub.minimise import minimise_record
+from hub.schema_registry import EventSchema
 from hub.topics import ACCEPTED_EVENTS, DEADLETTER, focal_inbox, nrm_receipts
 
 ReferralStage = Literal["none", "requested", "acknowledged", "accepted", "declined"]
@@ -64,10 +65,85 @@ class Reason(StrEnum):
     OUTPUT_FAILED = "output_failed"
 
 
-class CaseRoute(BaseModel):
-    """What the router remembers of a case: enough to check sequence, parties, consent, duplicates."""
+_COUNTRIES: Final = {country.value: country for country in CountryCode}
+_CATEGORIES: Final = {category.value: category for category in DataCategory}
+_CASE_CORE: Final = frozenset({DataCategory.CaseCore})
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+class SeenIds(Mapping[str, str]):
+    """Event id -> digest of the bytes first accepted under it: a persistent mapping.
+
+    :meth:`adding` returns a new mapping and leaves this one as it was. The newest mapping of a line
+    shares its storage with the ones before it (the id is appended in place, and the older mappings
+    keep seeing only their first ``len`` ids), so accepting an event costs O(1), not a copy of every id
+    the case has seen. Adding to a mapping that is not the newest of its line (a decision taken again
+    from an older state, as after an aborted batch) copies it first.
+    """
+
+    __slots__ = ("_ids", "_size")
+
+    def __init__(self, ids: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        self._ids: dict[str, str] = dict(ids)
+        self._size = len(self._ids)
+
+    @classmethod
+    def _sharing(cls, ids: dict[str, str], size: int) -> SeenIds:
+        seen = cls.__new__(cls)
+        seen._ids, seen._size = ids, size
+        return seen
+
+    def _own(self) -> dict[str, str] | None:
+        """The storage, when every id in it is this mapping's (it is the newest of its line)."""
+        return self._ids if len(self._ids) == self._size else None
+
+    def __getitem__(self, event_id: str) -> str:
+        own = self._own()
+        if own is not None:
+            return own[event_id]
+        for seen_id, digest in islice(self._ids.items(), self._size):
+            if seen_id == event_id:
+                return digest
+        raise KeyError(event_id)
+
+    def get(self, event_id: str, default: Any = None) -> Any:
+        own = self._own()
+        if own is not None:
+            return own.get(event_id, default)
+        try:
+            return self[event_id]
+        except KeyError:
+            return default
+
+    def __contains__(self, event_id: object) -> bool:
+        return self.get(event_id) is not None  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[str]:
+        return islice(self._ids, self._size)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __repr__(self) -> str:
+        return f"SeenIds({dict(self.items())!r})"
+
+    def adding(self, event_id: str, digest: str) -> SeenIds:
+        """These ids and ``event_id``."""
+        own = self._own()
+        if own is not None and event_id not in own:
+            own[event_id] = digest
+            return SeenIds._sharing(own, self._size + 1)
+        ids = dict(islice(self._ids.items(), self._size))
+        ids[event_id] = digest
+        return SeenIds._sharing(ids, len(ids))
+
+    def as_dict(self) -> dict[str, str]:
+        """A plain dict of these ids (a copy)."""
+        return dict(islice(self._ids.items(), self._size))
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRoute:
+    """What the router remembers of a case: enough to check sequence, parties, consent, duplicates."""
 
     case_id: str
     opened_by: CountryCode
@@ -77,11 +153,30 @@ class CaseRoute(BaseModel):
     return_noticed: bool = False
     handed_over: bool = False
     closed_by: frozenset[CountryCode] = frozenset()
-    #: event id -> digest of the bytes first accepted under it
-    seen: dict[str, str] = {}
+    #: event id -> digest of the bytes first accepted under it (any mapping given is made a SeenIds)
+    seen: SeenIds = field(default_factory=SeenIds)
+
+    def __post_init__(self) -> None:
+        if type(self.seen) is not SeenIds:
+            object.__setattr__(self, "seen", SeenIds(self.seen))
 
     def parties(self) -> set[CountryCode]:
         return {self.opened_by} | ({self.partner} if self.partner else set())
+
+    # The pydantic model's API that callers of the model it replaced use.
+
+    def model_dump(self, *, exclude: Iterable[str] = ()) -> dict[str, Any]:
+        """The fields by name (``seen`` as a plain dict), as the pydantic model dumped them."""
+        skip = set(exclude)
+        dumped = {
+            name.name: getattr(self, name.name) for name in dataclasses.fields(self) if name.name not in skip
+        }
+        if "seen" in dumped:
+            dumped["seen"] = self.seen.as_dict()
+        return dumped
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> CaseRoute:
+        return dataclasses.replace(self, **(update or {}))
 
 
 @dataclass(frozen=True)
@@ -128,125 +223,340 @@ def _digest(value: bytes) -> str:
 
 # -- the case's next allowed message -------------------------------------------------------------
 
+#: A case's fields after an event, in CaseRoute's order from ``opened_by`` to ``closed_by``.
+_Fields = tuple[
+    CountryCode,
+    CountryCode | None,
+    frozenset[DataCategory],
+    ReferralStage,
+    bool,
+    bool,
+    frozenset[CountryCode],
+]
 
-def _require(condition: bool, reason: Reason, message: str) -> None:
-    if not condition:
-        raise _Rejected(reason, message)
+
+def _scope(codes: Iterable[str]) -> frozenset[DataCategory]:
+    return frozenset([_CATEGORIES[str(code)] for code in codes])
 
 
-def next_state(state: CaseRoute | None, event: Event) -> CaseRoute:
-    """The case after ``event``, or :class:`_Rejected` when the event may not come now."""
-    envelope = event.envelope
-    source, destination = envelope.source_country, envelope.destination_country
-    kind = envelope.event_type.value
+def _advance(
+    state: CaseRoute | None,
+    kind: str,
+    case_id: str,
+    source: CountryCode,
+    destination: CountryCode | None,
+    fields: Mapping[str, Any],
+) -> _Fields:
+    """The case's fields after an event of type ``kind`` from ``source`` to ``destination`` whose
+    own fields are ``fields``; raises :class:`_Rejected` when the event may not come now."""
     if state is None:
-        _require(
-            isinstance(event, VictimIdentified),
-            Reason.OUT_OF_SEQUENCE,
-            f"{kind} for unknown case {envelope.case_id}: a case starts with VictimIdentified",
-        )
-        assert isinstance(event, VictimIdentified)
-        return CaseRoute(
-            case_id=envelope.case_id,
-            opened_by=source,
-            partner=destination,
-            consent=frozenset(event.consent_scope),
-        )
+        if kind != "VictimIdentified":
+            raise _Rejected(
+                Reason.OUT_OF_SEQUENCE,
+                f"{kind} for unknown case {case_id}: a case starts with VictimIdentified",
+            )
+        return source, destination, _scope(fields["consent_scope"]), "none", False, False, frozenset()
 
-    _require(
-        source in state.parties(),
-        Reason.NOT_PARTY,
-        f"{source.value} is not a party to case {state.case_id}",
-    )
-    if destination is not None and state.partner is not None:
-        _require(
-            destination in state.parties() and destination != source,
+    opened_by, partner = state.opened_by, state.partner
+    if source != opened_by and source != partner:
+        raise _Rejected(Reason.NOT_PARTY, f"{source.value} is not a party to case {state.case_id}")
+    if (
+        destination is not None
+        and partner is not None
+        and (destination == source or (destination != opened_by and destination != partner))
+    ):
+        raise _Rejected(
             Reason.NOT_PARTY,
             f"destination {destination.value} is not the other party to case {state.case_id}",
         )
-    if not isinstance(event, ConsentChanged):
-        _require(
-            source not in state.closed_by,
+    closed_by = state.closed_by
+    if kind != "ConsentChanged" and source in closed_by:
+        raise _Rejected(
             Reason.CASE_CLOSED,
             f"{source.value} closed case {state.case_id}; only consent changes may follow",
         )
     # Only the country that opened the case chooses whom to refer it to.
-    partner = state.partner or (destination if source == state.opened_by else None)
-    if partner != state.partner:
-        state = replace_state(state, partner=partner)
+    if partner is None and source == opened_by:
+        partner = destination
+    consent, referral = state.consent, state.referral
+    noticed, handed_over = state.return_noticed, state.handed_over
 
-    match event:
-        case VictimIdentified():
-            _require(
-                source == state.opened_by,
-                Reason.NOT_PARTY,
-                f"case {state.case_id} was opened by {state.opened_by.value}",
-            )
-            return replace_state(state, consent=frozenset(event.consent_scope))
-        case ReferralRequested():
-            _require(
-                state.referral in ("none", "declined"),
-                Reason.OUT_OF_SEQUENCE,
-                f"a referral of case {state.case_id} is already {state.referral}",
-            )
-            return replace_state(state, referral="requested")
-        case ReferralAcknowledged():
-            _require(
-                state.referral == "requested",
-                Reason.OUT_OF_SEQUENCE,
-                f"nothing to acknowledge: the referral of case {state.case_id} is {state.referral}",
-            )
-            return replace_state(state, referral="acknowledged")
-        case ReferralAnswered():
-            _require(
-                state.referral in ("requested", "acknowledged"),
-                Reason.OUT_OF_SEQUENCE,
-                f"no open referral to answer for case {state.case_id} (it is {state.referral})",
-            )
-            accepted = event.decision == ReferralDecision.Accepted
-            return replace_state(state, referral="accepted" if accepted else "declined")
-        case ReturnNoticeIssued():
-            _require(
-                state.referral == "accepted",
-                Reason.OUT_OF_SEQUENCE,
-                f"no return notice before the referral of case {state.case_id} is accepted",
-            )
-            return replace_state(state, return_noticed=True)
-        case HandoverCompleted():
-            _require(
-                state.referral == "accepted",
-                Reason.OUT_OF_SEQUENCE,
-                f"no handover before the referral of case {state.case_id} is accepted",
-            )
-            return replace_state(state, handed_over=True)
-        case FollowUpRecorded():
-            _require(
-                state.handed_over,
-                Reason.OUT_OF_SEQUENCE,
-                f"no follow-up before the handover of case {state.case_id}",
-            )
-            return state
-        case CaseClosed():
-            return replace_state(state, closed_by=state.closed_by | {source})
-        case ConsentChanged():
-            return replace_state(state, consent=frozenset(event.consent_scope))
-    raise AssertionError(f"unhandled event type {kind}")  # pragma: no cover
+    match kind:
+        case "VictimIdentified":
+            if source != opened_by:
+                raise _Rejected(Reason.NOT_PARTY, f"case {state.case_id} was opened by {opened_by.value}")
+            consent = _scope(fields["consent_scope"])
+        case "ReferralRequested":
+            if referral not in ("none", "declined"):
+                raise _Rejected(
+                    Reason.OUT_OF_SEQUENCE, f"a referral of case {state.case_id} is already {referral}"
+                )
+            referral = "requested"
+        case "ReferralAcknowledged":
+            if referral != "requested":
+                raise _Rejected(
+                    Reason.OUT_OF_SEQUENCE,
+                    f"nothing to acknowledge: the referral of case {state.case_id} is {referral}",
+                )
+            referral = "acknowledged"
+        case "ReferralAnswered":
+            if referral not in ("requested", "acknowledged"):
+                raise _Rejected(
+                    Reason.OUT_OF_SEQUENCE,
+                    f"no open referral to answer for case {state.case_id} (it is {referral})",
+                )
+            referral = "accepted" if fields["decision"] == ReferralDecision.Accepted else "declined"
+        case "ReturnNoticeIssued":
+            if referral != "accepted":
+                raise _Rejected(
+                    Reason.OUT_OF_SEQUENCE,
+                    f"no return notice before the referral of case {state.case_id} is accepted",
+                )
+            noticed = True
+        case "HandoverCompleted":
+            if referral != "accepted":
+                raise _Rejected(
+                    Reason.OUT_OF_SEQUENCE,
+                    f"no handover before the referral of case {state.case_id} is accepted",
+                )
+            handed_over = True
+        case "FollowUpRecorded":
+            if not handed_over:
+                raise _Rejected(
+                    Reason.OUT_OF_SEQUENCE, f"no follow-up before the handover of case {state.case_id}"
+                )
+        case "CaseClosed":
+            closed_by = closed_by | {source}
+        case "ConsentChanged":
+            consent = _scope(fields["consent_scope"])
+        case _:  # pragma: no cover
+            raise AssertionError(f"unhandled event type {kind}")
+    return opened_by, partner, consent, referral, noticed, handed_over, closed_by
 
 
-def replace_state(state: CaseRoute, **changes: object) -> CaseRoute:
-    return state.model_copy(update=changes)
+def next_state(state: CaseRoute | None, event: Event) -> CaseRoute:
+    """The case after ``event`` (its ids seen unchanged), or :class:`_Rejected` when the event may
+    not come now."""
+    envelope = event.envelope
+    fields = _advance(
+        state,
+        envelope.event_type.value,
+        envelope.case_id,
+        envelope.source_country,
+        envelope.destination_country,
+        event.__dict__,
+    )
+    return CaseRoute(envelope.case_id, *fields, seen=state.seen if state else SeenIds())
+
+
+def replace_state(state: CaseRoute, **changes: Any) -> CaseRoute:
+    return dataclasses.replace(state, **changes)
+
+
+# -- the changelog's encoding ----------------------------------------------------------------------
+
+
+class _StoredRoute(BaseModel):
+    """A case's routing state as the changelog stores it (JSON): checked when it is read back."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    case_id: str
+    opened_by: CountryCode
+    partner: CountryCode | None = None
+    consent: frozenset[DataCategory] = frozenset()
+    referral: ReferralStage = "none"
+    return_noticed: bool = False
+    handed_over: bool = False
+    closed_by: frozenset[CountryCode] = frozenset()
+    seen: dict[str, str] = {}
 
 
 def encode_route(state: CaseRoute) -> bytes:
-    """A case's routing state as the changelog stores it."""
-    return state.model_dump_json().encode()
+    """A case's routing state as the changelog stores it: JSON, codes sorted."""
+    own = state.seen._own()
+    record = {
+        "case_id": state.case_id,
+        "opened_by": state.opened_by.value,
+        "partner": state.partner.value if state.partner is not None else None,
+        "consent": sorted(category.value for category in state.consent),
+        "referral": state.referral,
+        "return_noticed": state.return_noticed,
+        "handed_over": state.handed_over,
+        "closed_by": sorted(country.value for country in state.closed_by),
+        "seen": own if own is not None else state.seen.as_dict(),
+    }
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def decode_route(data: bytes) -> CaseRoute:
-    return CaseRoute.model_validate_json(data)
+    stored = _StoredRoute.model_validate_json(data)
+    return CaseRoute(
+        stored.case_id,
+        stored.opened_by,
+        stored.partner,
+        stored.consent,
+        stored.referral,
+        stored.return_noticed,
+        stored.handed_over,
+        stored.closed_by,
+        SeenIds._sharing(stored.seen, len(stored.seen)),
+    )
+
+
+# -- receipts, written straight to Avro (one per message: hot) --------------------------------------
+
+
+def _long(value: int) -> bytes:
+    """Avro's zigzag varint (int and long, lengths, counts, enum and union indexes)."""
+    raw = (value << 1) ^ (value >> 63)
+    if raw < 0x80:
+        return _BYTES[raw]
+    out = bytearray()
+    while raw > 0x7F:
+        out.append(raw & 0x7F | 0x80)
+        raw >>= 7
+    out.append(raw)
+    return bytes(out)
+
+
+_BYTES: Final = tuple(bytes((n,)) for n in range(0x80))
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode()
+    return _long(len(raw)) + raw
+
+
+def _shape(node: Any, named: Mapping[str, Any]) -> Any:
+    """A parsed schema reduced to what its binary encoding depends on."""
+    if isinstance(node, list):
+        return tuple(_shape(branch, named) for branch in node)
+    if isinstance(node, str):
+        return _shape(named[node], named) if node in named else node
+    kind = node["type"]
+    if kind == "enum":
+        return ("enum", tuple(node["symbols"]))
+    if kind == "array":
+        return ("array", _shape(node["items"], named))
+    if kind == "record":
+        return ("record", tuple((f["name"], _shape(f["type"], named)) for f in node["fields"]))
+    return _shape(kind, named)
+
+
+class _Subject(NamedTuple):
+    """What a receipt names of the event it answers."""
+
+    event_id: str
+    event_type: str
+    case_id: str
+
+
+class _ReceiptWriter:
+    """``lintas.hub.Receipt`` in single-object encoding, as fastavro writes it (a test holds the two
+    to the same bytes), from pieces encoded once; ``None`` from :meth:`of` when the schema is not the
+    one this writer knows, and fastavro writes them."""
+
+    def __init__(self, schema: EventSchema, statuses: Sequence[str], types: Sequence[str]) -> None:
+        header = MARKER + schema.fingerprint
+        self._status = {status: header + _long(i) for i, status in enumerate(statuses)}
+        self._event_type = {kind: b"\x02" + _long(i) for i, kind in enumerate(types)}
+        self._country = {code: _long(i) for i, code in enumerate(_RECEIPT_COUNTRIES)}
+        self._topics: dict[str, bytes] = {}
+        self._accepted: dict[tuple[str, ...], tuple[bytes, bytes]] = {}
+
+    @classmethod
+    def of(cls, schema: EventSchema) -> _ReceiptWriter | None:
+        parsed = schema.parsed
+        shape = _shape(parsed, parsed.get("__named_schemas", {}))
+        fields = dict(shape[1])
+        expected = {
+            "reason_code": ("null", "string"),
+            "message": "string",
+            "event_id": ("null", "string"),
+            "case_id": ("null", "string"),
+            "source_topic": "string",
+            "source_partition": "int",
+            "source_offset": "long",
+            "routed_to": ("array", ("enum", _RECEIPT_COUNTRIES)),
+            "withheld": ("array", "string"),
+        }
+        names = ["status", "reason_code", "message", "event_id", "event_type", "case_id"]
+        names += ["source_topic", "source_partition", "source_offset", "routed_to", "withheld"]
+        status, event_type = fields.get("status"), fields.get("event_type")
+        if (
+            [name for name, _ in shape[1]] != names
+            or any(fields[name] != wanted for name, wanted in expected.items())
+            or not (isinstance(status, tuple) and status[0] == "enum")
+            or not (isinstance(event_type, tuple) and len(event_type) == 2 and event_type[0] == "null")
+            or event_type[1][0] != "enum"
+        ):
+            return None
+        return cls(schema, status[1], event_type[1][1])
+
+    def write(
+        self,
+        status: str,
+        reason: str | None,
+        text: str,
+        subject: _Subject | None,
+        message: Incoming,
+        routed_to: Sequence[str],
+        withheld: tuple[str, ...],
+    ) -> bytes:
+        parts = [self._status[status], b"\x00" if reason is None else b"\x02" + _string(reason)]
+        if routed_to or withheld:  # accepted: the few texts and lists of each corridor, encoded once
+            key = (text, *routed_to, "", *withheld)
+            cached = self._accepted.get(key)
+            if cached is None:
+                if len(self._accepted) >= _CACHED_TEXTS:
+                    self._accepted.clear()
+                cached = self._accepted[key] = (_string(text), self._lists(routed_to, withheld))
+            text_bytes, lists = cached
+        else:
+            text_bytes, lists = _string(text), b"\x00\x00"
+        parts.append(text_bytes)
+        if subject is None:
+            parts.append(b"\x00\x00\x00")
+        else:
+            parts += (
+                b"\x02" + _string(subject.event_id),
+                self._event_type[subject.event_type],
+                b"\x02" + _string(subject.case_id),
+            )
+        topic = self._topics.get(message.topic)
+        if topic is None:
+            topic = self._topics[message.topic] = _string(message.topic)
+        parts += (topic, _long(message.partition), _long(message.offset), lists)
+        return b"".join(parts)
+
+    def _lists(self, routed_to: Sequence[str], withheld: Sequence[str]) -> bytes:
+        """``routed_to`` and ``withheld``: each an array block and its end, or just the end."""
+        parts: list[bytes] = []
+        if routed_to:
+            parts += (_long(len(routed_to)), *(self._country[code] for code in routed_to))
+        parts.append(b"\x00")
+        if withheld:
+            parts += (_long(len(withheld)), *(_string(name) for name in withheld))
+        parts.append(b"\x00")
+        return b"".join(parts)
+
+
+#: How many accepted receipts' texts are kept encoded (there are a few per corridor direction).
+_CACHED_TEXTS: Final = 4096
+_RECEIPT_COUNTRIES: Final = tuple(country.value for country in CountryCode)
 
 
 # -- the decision ----------------------------------------------------------------------------------
+
+_REASON_OF_CODE: Final = {"undecodable": Reason.UNDECODABLE, "unknown_schema": Reason.UNKNOWN_SCHEMA}
+
+
+class _Terms(NamedTuple):
+    """A direction of an agreement, as the router asks it: the event types allowed, what it grants."""
+
+    event_types: frozenset[str]
+    grants: frozenset[DataCategory]
 
 
 @dataclass(frozen=True)
@@ -255,44 +565,69 @@ class Router:
 
     codec: Codec
     agreements: Agreements
+    #: Check decoded records with the contract's rules without building the models (the models
+    #: still decide whenever the check is not sure); False: always build and check the models.
+    fast_path: bool = True
+    _receipts: _ReceiptWriter | None = field(init=False, repr=False, compare=False)
+    _terms: dict[tuple[str, str], _Terms | None] = field(init=False, repr=False, compare=False)
+    _topics: dict[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        version = self.codec.contract.versions[self.codec.reader_version - 1]
+        object.__setattr__(self, "_receipts", _ReceiptWriter.of(version.messages["Receipt"]))
+        object.__setattr__(self, "_terms", {})
+        object.__setattr__(self, "_topics", {})
+
+    def _checks_records(self) -> bool:
+        # The fast check knows the models of this installation's contract version only.
+        return self.fast_path and self.codec.reader_version == CONTRACT_VERSION
 
     def route(self, message: Incoming, states: Mapping[str, CaseRoute]) -> Decision:
+        codec = self.codec
         try:
-            event = self.codec.decode(message.value)
+            schema, record = codec.decode_record(message.value)
+            kind = schema.event_type
+            if not (self._checks_records() and record_is_valid(kind, record, now=codec.now())):
+                codec.checked(schema, record)
         except InvalidEvent as error:
-            reason = {
-                "undecodable": Reason.UNDECODABLE,
-                "unknown_schema": Reason.UNKNOWN_SCHEMA,
-            }.get(error.code, Reason.INVALID_EVENT)
+            reason = _REASON_OF_CODE.get(error.code, Reason.INVALID_EVENT)
             return self._rejected(message, None, reason, str(error))
-        envelope = event.envelope
-        case_id = envelope.case_id
+        envelope = record["envelope"]
+        case_id: str = envelope["case_id"]
+        event_id = str(envelope["event_id"])
+        subject = _Subject(event_id, envelope["event_type"], case_id)
+        source = _COUNTRIES[envelope["source_country"]]
+        destination_code = envelope["destination_country"]
+        destination = None if destination_code is None else _COUNTRIES[destination_code]
         state = states.get(case_id)
         try:
-            _require(
-                envelope.source_country.value == message.country,
-                Reason.WRONG_TOPIC,
-                f"envelope.source_country: {envelope.source_country.value} may not publish on "
-                f"{message.topic}",
-            )
-            digest = _digest(message.value)
-            event_id = str(envelope.event_id)
-            if state is not None and event_id in state.seen:
-                _require(
-                    state.seen[event_id] == digest,
-                    Reason.CONFLICT,
-                    f"envelope.event_id: {event_id} was already accepted with different content",
+            if source.value != message.country:
+                raise _Rejected(
+                    Reason.WRONG_TOPIC,
+                    f"envelope.source_country: {source.value} may not publish on {message.topic}",
                 )
-                return self._duplicate(message, event)
-            new_state = next_state(state, event)
-            outputs, withheld, routed_to = self._deliveries(message, event, new_state)
+            digest = _digest(message.value)
+            if state is not None:
+                accepted_digest = state.seen.get(event_id)
+                if accepted_digest is not None:
+                    if accepted_digest != digest:
+                        raise _Rejected(
+                            Reason.CONFLICT,
+                            f"envelope.event_id: {event_id} was already accepted with different content",
+                        )
+                    return self._duplicate(message, subject)
+            fields = _advance(state, kind, case_id, source, destination, record)
+            outputs, withheld, routed_to = self._deliveries(
+                message, kind, record, case_id, source, destination, fields[2]
+            )
         except _Rejected as rejected:
-            return self._rejected(message, event, rejected.reason, rejected.message)
-        new_state = replace_state(new_state, seen={**new_state.seen, event_id: digest})
-        text = f"routed to {', '.join(c.value for c in routed_to)}" if routed_to else "recorded; not routed"
+            return self._rejected(message, subject, rejected.reason, rejected.message)
+        seen = state.seen.adding(event_id, digest) if state is not None else SeenIds({event_id: digest})
+        new_state = CaseRoute(case_id, *fields, seen=seen)
+        text = f"routed to {', '.join(routed_to)}" if routed_to else "recorded; not routed"
         if withheld:
             text += f"; withheld: {', '.join(withheld)}"
-        receipt = self._receipt(message, event, ReceiptStatus.Accepted, None, text, routed_to, withheld)
+        receipt = self._receipt(message, subject, ReceiptStatus.Accepted, None, text, routed_to, withheld)
         logged = Outgoing(ACCEPTED_EVENTS, case_id.encode(), message.value, list(message.headers))
         return Decision(
             ReceiptStatus.Accepted,
@@ -303,62 +638,84 @@ class Router:
             state=new_state,
         )
 
+    def _terms_of(self, source: str, destination: str) -> _Terms | None:
+        key = (source, destination)
+        if key not in self._terms:
+            terms = self.agreements.terms(source, destination)
+            self._terms[key] = (
+                None
+                if terms is None
+                else _Terms(frozenset(kind.value for kind in terms.event_types), terms.grants)
+            )
+        return self._terms[key]
+
+    def _topics_of(self, country: str) -> tuple[str, str]:
+        """A country's receipts topic and focal inbox."""
+        topics = self._topics.get(country)
+        if topics is None:
+            topics = self._topics[country] = (nrm_receipts(country), focal_inbox(country))
+        return topics
+
     def _deliveries(
-        self, message: Incoming, event: Event, state: CaseRoute
-    ) -> tuple[list[Outgoing], tuple[str, ...], list[CountryCode]]:
-        envelope = event.envelope
-        destination = envelope.destination_country
+        self,
+        message: Incoming,
+        kind: str,
+        record: Mapping[str, Any],
+        case_id: str,
+        source: CountryCode,
+        destination: CountryCode | None,
+        consent: frozenset[DataCategory],
+    ) -> tuple[list[Outgoing], tuple[str, ...], list[str]]:
         if destination is None:
             return [], (), []  # kept national: recorded for sequence checks, shared with no one
-        terms = self.agreements.terms(envelope.source_country.value, destination.value)
-        _require(
-            terms is not None,
-            Reason.NO_AGREEMENT,
-            f"envelope.destination_country: no agreement covers "
-            f"{envelope.source_country.value} -> {destination.value}",
-        )
-        assert terms is not None
-        _require(
-            envelope.event_type in terms.event_types,
-            Reason.TYPE_NOT_ALLOWED,
-            f"envelope.event_type: {envelope.event_type.value} may not be sent "
-            f"{envelope.source_country.value} -> {destination.value} under the agreement",
-        )
-        if isinstance(event, ConsentChanged):
-            granted = frozenset({DataCategory.CaseCore})  # the partner must learn of it, always
-        else:
-            _require(
-                bool(state.consent),
-                Reason.CONSENT_WITHDRAWN,
-                f"case {state.case_id}: the person withdrew consent to share; nothing was sent",
+        terms = self._terms_of(source.value, destination.value)
+        if terms is None:
+            raise _Rejected(
+                Reason.NO_AGREEMENT,
+                f"envelope.destination_country: no agreement covers {source.value} -> {destination.value}",
             )
-            granted = terms.grants & (state.consent | {DataCategory.CaseCore})
-        shared, withheld = minimise(event, granted)
-        value = message.value if not withheld else self.codec.encode(shared)
+        if kind not in terms.event_types:
+            raise _Rejected(
+                Reason.TYPE_NOT_ALLOWED,
+                f"envelope.event_type: {kind} may not be sent "
+                f"{source.value} -> {destination.value} under the agreement",
+            )
+        if kind == "ConsentChanged":
+            granted = _CASE_CORE  # the partner must learn of it, always
+        else:
+            if not consent:
+                raise _Rejected(
+                    Reason.CONSENT_WITHDRAWN,
+                    f"case {case_id}: the person withdrew consent to share; nothing was sent",
+                )
+            granted = terms.grants & (consent | _CASE_CORE)
+        shared, withheld = minimise_record(kind, record, granted)
+        value = message.value if not withheld else self.codec.encode_record(kind, shared)
         inbox = Outgoing(
-            focal_inbox(destination.value),
-            envelope.case_id.encode(),
+            self._topics_of(destination.value)[1],
+            case_id.encode(),
             value,
-            envelope_headers(envelope),
+            record_headers(record["envelope"]),
         )
-        return [inbox], withheld, [destination]
+        return [inbox], withheld, [destination.value]
 
     def reject(self, message: Incoming, reason: Reason, text: str) -> Decision:
         """The rejection of a message for a reason found outside the decision (its outputs do not
         fit, or Kafka refused them); the receipt names the event when its envelope can be read."""
         try:
-            event: Event | None = self.codec.decode(message.value)
+            envelope = self.codec.decode(message.value).envelope
         except InvalidEvent:
-            event = None
-        return self._rejected(message, event, reason, text)
+            return self._rejected(message, None, reason, text)
+        subject = _Subject(str(envelope.event_id), envelope.event_type.value, envelope.case_id)
+        return self._rejected(message, subject, reason, text)
 
-    def _duplicate(self, message: Incoming, event: Event) -> Decision:
-        text = f"event {event.envelope.event_id} was already accepted; not routed again"
-        receipt = self._receipt(message, event, ReceiptStatus.Duplicate, None, text, [], ())
-        return Decision(ReceiptStatus.Duplicate, None, text, (receipt,), case_id=event.envelope.case_id)
+    def _duplicate(self, message: Incoming, subject: _Subject) -> Decision:
+        text = f"event {subject.event_id} was already accepted; not routed again"
+        receipt = self._receipt(message, subject, ReceiptStatus.Duplicate, None, text, (), ())
+        return Decision(ReceiptStatus.Duplicate, None, text, (receipt,), case_id=subject.case_id)
 
-    def _rejected(self, message: Incoming, event: Event | None, reason: Reason, text: str) -> Decision:
-        receipt = self._receipt(message, event, ReceiptStatus.Rejected, reason, text, [], ())
+    def _rejected(self, message: Incoming, subject: _Subject | None, reason: Reason, text: str) -> Decision:
+        receipt = self._receipt(message, subject, ReceiptStatus.Rejected, reason, text, (), ())
         dead = Outgoing(
             DEADLETTER,
             message.key,
@@ -372,38 +729,44 @@ class Router:
                 ("lintas_source_offset", str(message.offset).encode()),
             ],
         )
-        case_id = event.envelope.case_id if event is not None else None
+        case_id = subject.case_id if subject is not None else None
         return Decision(ReceiptStatus.Rejected, reason, text, (receipt, dead), case_id=case_id)
 
     def _receipt(
         self,
         message: Incoming,
-        event: Event | None,
+        subject: _Subject | None,
         status: ReceiptStatus,
         reason: Reason | None,
         text: str,
-        routed_to: list[CountryCode],
+        routed_to: Sequence[str],
         withheld: tuple[str, ...],
     ) -> Outgoing:
-        envelope = event.envelope if event is not None else None
-        # The fields of lintas.hub.Receipt, written directly: one receipt per message is hot.
-        receipt = {
-            "status": status.value,
-            "reason_code": reason.value if reason else None,
-            "message": text,
-            "event_id": envelope.event_id if envelope else None,
-            "event_type": envelope.event_type.value if envelope else None,
-            "case_id": envelope.case_id if envelope else None,
-            "source_topic": message.topic,
-            "source_partition": message.partition,
-            "source_offset": message.offset,
-            "routed_to": [country.value for country in routed_to],
-            "withheld": list(withheld),
-        }
-        key = envelope.case_id.encode() if envelope else message.key
-        return Outgoing(
-            nrm_receipts(message.country), key, self.codec.encode_record(Receipt.__name__, receipt)
-        )
+        writer = self._receipts
+        if writer is not None:
+            value = writer.write(
+                status.value, reason.value if reason else None, text, subject, message, routed_to, withheld
+            )
+        else:
+            # The fields of lintas.hub.Receipt, for fastavro.
+            value = self.codec.encode_record(
+                Receipt.__name__,
+                {
+                    "status": status.value,
+                    "reason_code": reason.value if reason else None,
+                    "message": text,
+                    "event_id": subject.event_id if subject else None,
+                    "event_type": subject.event_type if subject else None,
+                    "case_id": subject.case_id if subject else None,
+                    "source_topic": message.topic,
+                    "source_partition": message.partition,
+                    "source_offset": message.offset,
+                    "routed_to": list(routed_to),
+                    "withheld": list(withheld),
+                },
+            )
+        key = subject.case_id.encode() if subject else message.key
+        return Outgoing(self._topics_of(message.country)[0], key, value)
 
 
 def country_of_topic(topic: str) -> str:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hub.codec import Codec
 from hub.contract import EVENT_MODELS, AgeBand, DataCategory, Need, VictimIdentified
 from hub.events import Event, check_event, parse_event
-from hub.minimise import FIELD_CATEGORIES, minimise, withheld_fields
+from hub.minimise import FIELD_CATEGORIES, minimise, minimise_record, withheld_fields
 from hub.schema_registry import default_contract
 from tests.strategies import NOW, events
 
@@ -197,3 +197,38 @@ def test_minimising_a_childs_needs_keeps_the_event_valid() -> None:
 
     # then the shared event is still valid under the contract
     check_event(shared, now=NOW)
+
+
+# -- the same on a decoded record ----------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(events(), granted_categories)
+def test_a_minimised_record_is_written_as_the_minimised_event(
+    event: Event, granted: frozenset[DataCategory]
+) -> None:
+    # given any valid event as the codec decodes it, and any grant
+    kind = type(event).__name__
+    _, record = CODEC.decode_record(CODEC.encode(event))
+
+    # when the record and the event are minimised alike
+    shared_record, withheld = minimise_record(kind, record, granted)
+    shared, expected = minimise(event, granted)
+
+    # then the same fields are withheld, the bytes written are the same, and the record is untouched
+    assert withheld == expected
+    assert CODEC.encode_record(kind, shared_record) == CODEC.encode(shared)
+    assert (shared_record is record) == (withheld == ())
+    assert CODEC.decode_record(CODEC.encode(event))[1] == record
+
+
+def test_a_minimised_childs_record_keeps_child_protection() -> None:
+    event = _identified()
+    _, record = CODEC.decode_record(CODEC.encode(event))
+
+    shared, withheld = minimise_record("VictimIdentified", record, {DataCategory.CaseCore})
+
+    assert withheld == ("needs", "personal")
+    assert shared["needs"] == ["ChildProtection"]
+    assert shared["personal"] is None
+    assert record["needs"] == ["Shelter", "ChildProtection"]

@@ -7,11 +7,13 @@ each case's state as the router returns it, the way the worker does with ``linta
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import typing
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 import pytest
@@ -21,20 +23,37 @@ from hypothesis import strategies as st
 from hub.agreements import Agreements, load_agreements
 from hub.codec import HEADER_SIZE, MARKER, Codec
 from hub.contract import (
+    EVENT_MODELS,
+    Contact,
     CountryCode,
     DataCategory,
     Envelope,
     EventType,
+    IdentityDocument,
+    PersonalDetails,
     Receipt,
     ReceiptStatus,
     ReturnNoticeIssued,
     VictimIdentified,
 )
-from hub.events import Event, parse_event
+from hub.errors import InvalidEvent
+from hub.events import RULE_BOUNDED_FIELDS, Event, parse_event, record_is_valid
 from hub.minimise import minimise
-from hub.routing import CaseRoute, Decision, Incoming, Outgoing, Reason, ReferralStage, Router
+from hub.routing import (
+    CaseRoute,
+    Decision,
+    Incoming,
+    Outgoing,
+    Reason,
+    ReferralStage,
+    Router,
+    SeenIds,
+    _Subject,
+    decode_route,
+    encode_route,
+)
 from hub.topics import ACCEPTED_EVENTS, DEADLETTER, focal_inbox, nrm_events, nrm_receipts
-from tests.strategies import COUNTRIES, NOW, events
+from tests.strategies import COUNTRIES, NOW, events, from_avro
 
 CODEC = Codec(clock=lambda: NOW)
 AGREEMENTS: Agreements = load_agreements()
@@ -1143,3 +1162,283 @@ def test_routing_is_deterministic(submission: tuple[Incoming, dict[str, CaseRout
 
     # when it is routed twice, then both decisions are equal
     assert ROUTER.route(incoming, states) == ROUTER.route(incoming, states)
+
+
+# -- the fast path: the same decisions as the models --------------------------------------------------
+
+FULL = Router(CODEC, AGREEMENTS, fast_path=False)
+
+_FUTURE = st.datetimes(
+    min_value=(NOW - timedelta(days=1)).replace(tzinfo=None),
+    max_value=(NOW + timedelta(days=1)).replace(tzinfo=None),
+    timezones=st.just(UTC),
+).map(lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[Incoming, dict[str, CaseRoute]]:
+    """An admissible message with one field of its record (or of its envelope) replaced by any value
+    its Avro type allows, so that it may now break a rule of the contract or of routing."""
+    incoming, states = draw(admissible())
+    schema, record = CODEC.decode_record(incoming.value)
+    named = CODEC.contract.latest.named_types()
+    layout = named[f"lintas.events.{schema.event_type}"]["fields"]
+    envelope_layout = named["lintas.Envelope"]["fields"]
+    where = draw(st.sampled_from([("", f) for f in layout[1:]] + [("envelope", f) for f in envelope_layout]))
+    target = record["envelope"] if where[0] else record
+    name = where[1]["name"]
+    if name in ("occurred_at", "recorded_at"):
+        target[name] = draw(_FUTURE)
+    else:
+        target[name] = draw(from_avro(where[1]["type"], named))
+    value = CODEC.encode_record(schema.event_type, record)
+    return Incoming(incoming.country, incoming.topic, 0, incoming.offset, None, value), states
+
+
+@st.composite
+def corrupted(draw: st.DrawFn) -> tuple[Incoming, dict[str, CaseRoute]]:
+    """An admissible message with any one byte of its body overwritten."""
+    incoming, states = draw(admissible())
+    value = bytearray(incoming.value)
+    value[draw(st.integers(HEADER_SIZE, len(value) - 1))] = draw(st.integers(0, 255))
+    return Incoming(incoming.country, incoming.topic, 0, incoming.offset, None, bytes(value)), states
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(submissions(), admissible(), mutated(), corrupted()))
+def test_the_fast_path_decides_exactly_as_the_models(
+    submission: tuple[Incoming, dict[str, CaseRoute]],
+) -> None:
+    # given any message, valid, broken in one field or one byte, or no event at all, and any state
+    incoming, states = submission
+
+    # when it is routed with the records checked directly, and with every event built as a model
+    fast = ROUTER.route(incoming, states)
+    full = FULL.route(incoming, states)
+
+    # then the decisions are equal: status, reason, message, every output byte, the new state
+    assert fast == full
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(mutated(), admissible()))
+def test_a_record_the_fast_check_passes_is_a_valid_event(
+    submission: tuple[Incoming, dict[str, CaseRoute]],
+) -> None:
+    # given any record the codec decodes
+    schema, record = CODEC.decode_record(submission[0].value)
+
+    # when the fast check passes it, then the models accept it too; when they accept it, so does the check
+    try:
+        CODEC.checked(schema, record)
+    except InvalidEvent:
+        assert not record_is_valid(schema.event_type, record, now=NOW)
+    else:
+        assert record_is_valid(schema.event_type, record, now=NOW)
+
+
+def _bounds(rules: Sequence[Any]) -> bool:
+    return any(
+        hasattr(rule, "ge") or hasattr(rule, "le") or _bounds(getattr(rule, "metadata", ())) for rule in rules
+    )
+
+
+def _bounded(annotation: Any) -> bool:
+    """Whether a type, or a type inside it (``Int32 | None``, ``tuple[Int32, ...]``), has bounds."""
+    return _bounds(getattr(annotation, "__metadata__", ())) or any(
+        _bounded(inner) for inner in typing.get_args(annotation)
+    )
+
+
+def test_every_bounded_field_of_the_models_is_bounded_tighter_by_a_rule() -> None:
+    # given the event models and the records they contain
+    models: list[type[Any]] = [Envelope, *EVENT_MODELS.values(), PersonalDetails, IdentityDocument, Contact]
+
+    # then the fields whose type has bounds beyond Avro's (Int32, Int64) are the rule-bounded ones
+    bounded = {
+        (model.__name__, name)
+        for model in models
+        for name, info in model.model_fields.items()
+        if _bounds(info.metadata) or _bounded(info.annotation)
+    }
+    assert bounded == RULE_BOUNDED_FIELDS
+
+
+def test_an_int_beyond_32_bits_is_refused_with_the_models_message() -> None:
+    # given an identification whose schema version is written as a 40-bit varint (fastavro reads it)
+    event = TH_MM.identified()
+    data = CODEC.encode(event)
+    at = HEADER_SIZE + 1 + 36 + 1  # event_id (length and 36 characters), event_type
+    assert data[at] == 0x02  # schema_version 1
+    forged = data[:at] + bytes([0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F]) + data[at + 1 :]
+
+    # when it is routed, then both ways reject it as invalid, with pydantic's bound
+    decision = ROUTER.route(message(forged, "TH"), {})
+    assert decision == FULL.route(message(forged, "TH"), {})
+    assert decision.reason == Reason.INVALID_EVENT
+    assert decision.message.startswith("envelope.schema_version: Input should be less than or equal to")
+
+
+# -- receipts and the case state, encoded by hand ------------------------------------------------------
+
+
+def test_receipts_are_written_by_the_fast_writer_for_this_contract() -> None:
+    assert ROUTER._receipts is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from(ReceiptStatus),
+    reason=st.none() | st.sampled_from(Reason),
+    text=st.text(max_size=300),
+    subject=st.none() | st.tuples(st.uuids().map(str), st.sampled_from(sorted(EVENT_MODELS)), st.text()),
+    partition=st.integers(0, 2**31 - 1),
+    offset=st.integers(0, 2**63 - 1),
+    routed_to=st.lists(st.sampled_from(CountryCode), max_size=3),
+    withheld=st.lists(st.text(max_size=20), max_size=4),
+)
+def test_a_receipt_is_the_bytes_fastavro_writes(
+    status: ReceiptStatus,
+    reason: Reason | None,
+    text: str,
+    subject: tuple[str, str, str] | None,
+    partition: int,
+    offset: int,
+    routed_to: list[CountryCode],
+    withheld: list[str],
+) -> None:
+    # given any receipt's fields
+    incoming = Incoming("TH", nrm_events("TH"), partition, offset, None, b"")
+    codes = [country.value for country in routed_to]
+
+    # when the router writes it, and fastavro writes the same record
+    writer = ROUTER._receipts
+    assert writer is not None
+    ours = writer.write(
+        status.value,
+        reason.value if reason else None,
+        text,
+        _Subject(*subject) if subject else None,
+        incoming,
+        codes,
+        tuple(withheld),
+    )
+    theirs = CODEC.encode_record(
+        "Receipt",
+        {
+            "status": status.value,
+            "reason_code": reason.value if reason else None,
+            "message": text,
+            "event_id": subject[0] if subject else None,
+            "event_type": subject[1] if subject else None,
+            "case_id": subject[2] if subject else None,
+            "source_topic": incoming.topic,
+            "source_partition": partition,
+            "source_offset": offset,
+            "routed_to": codes,
+            "withheld": withheld,
+        },
+    )
+
+    # then the bytes are the same
+    assert ours == theirs
+
+
+def test_a_changelog_written_as_the_pydantic_model_did_still_decodes() -> None:
+    # given a case state as the changelog held it before (pydantic's JSON of the model)
+    old = (
+        b'{"case_id":"TH-2026-000123","opened_by":"TH","partner":"MM","consent":["CaseCore",'
+        b'"AssistanceNeeds"],"referral":"requested","return_noticed":false,"handed_over":false,'
+        b'"closed_by":[],"seen":{"6f1c1f56-7b8e-4c1e-9a55-0d6c3e0b7a11":"00112233445566778899aabbccddeeff"}}'
+    )
+
+    # when it is read back, then it is the same state, and written again it reads back equal
+    state = decode_route(old)
+    assert state == CaseRoute(
+        case_id="TH-2026-000123",
+        opened_by=CountryCode.TH,
+        partner=CountryCode.MM,
+        consent=frozenset({DataCategory.CaseCore, DataCategory.AssistanceNeeds}),
+        referral="requested",
+        seen={"6f1c1f56-7b8e-4c1e-9a55-0d6c3e0b7a11": "00112233445566778899aabbccddeeff"},
+    )
+    assert decode_route(encode_route(state)) == state
+    assert json.loads(encode_route(state)) == {**json.loads(old), "consent": ["AssistanceNeeds", "CaseCore"]}
+    assert decode_route(b'{"case_id":"TH-1","opened_by":"TH"}') == CaseRoute("TH-1", CountryCode.TH)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"case_id":"TH-1","opened_by":"XX"}',
+        b'{"case_id":"TH-1","opened_by":"TH","referral":"maybe"}',
+        b'{"case_id":"TH-1","opened_by":"TH","extra":1}',
+        b"not json",
+    ],
+)
+def test_a_broken_changelog_record_is_refused(data: bytes) -> None:
+    with pytest.raises(ValueError, match="validation error"):
+        decode_route(data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(submissions(), admissible()))
+def test_every_state_the_router_makes_round_trips_through_the_changelog(
+    submission: tuple[Incoming, dict[str, CaseRoute]],
+) -> None:
+    incoming, states = submission
+    for state in [*states.values(), ROUTER.route(incoming, states).state]:
+        if state is not None:
+            assert decode_route(encode_route(state)) == state
+
+
+# -- the ids a case has seen: persistent, shared while newest ---------------------------------------------
+
+
+def test_adding_an_id_leaves_the_earlier_mapping_as_it_was() -> None:
+    # given a case's ids
+    first = SeenIds({"a": "1"})
+
+    # when one is added, then another is added to the first one again (a decision taken again)
+    second = first.adding("b", "2")
+    again = first.adding("c", "3")
+    third = second.adding("d", "4")
+
+    # then each mapping holds exactly its own ids
+    assert dict(first) == {"a": "1"}
+    assert dict(second) == {"a": "1", "b": "2"}
+    assert dict(again) == {"a": "1", "c": "3"}
+    assert dict(third) == {"a": "1", "b": "2", "d": "4"}
+    assert "b" not in first
+    assert first.get("b") is None
+    assert "c" not in second
+    assert len(first) == 1
+    assert len(third) == 3
+    assert list(third) == ["a", "b", "d"]
+    assert second == {"a": "1", "b": "2"}
+    with pytest.raises(KeyError):
+        first["b"]
+
+
+def test_a_case_route_takes_any_mapping_of_ids() -> None:
+    state = CaseRoute("TH-1", CountryCode.TH, seen={"a": "1"})
+    assert isinstance(state.seen, SeenIds)
+    assert state == CaseRoute("TH-1", CountryCode.TH, seen=SeenIds({"a": "1"}))
+    assert state.model_dump(exclude={"consent"})["seen"] == {"a": "1"}
+
+
+def test_routing_again_from_an_older_state_sees_only_its_ids(hub: Hub) -> None:
+    # given a case state, and the state after one more accepted event
+    case = TH_MM
+    hub.submit(case.identified())
+    older = dict(hub.states)
+    referral = case.requested()
+    hub.submit(referral)
+
+    # when the referral is routed again from the older state (as after an aborted batch)
+    again = ROUTER.route(message(CODEC.encode(referral), "TH"), older)
+
+    # then it is accepted again from there, not taken for a duplicate
+    assert again.status == ReceiptStatus.Accepted, again.message
+    assert again.state == hub.states[case.case_id]
+    assert str(referral.envelope.event_id) not in older[case.case_id].seen
