@@ -1,45 +1,48 @@
 """Routing throughput and latency on a real broker: ``lintas worker`` against confluent-kafka baselines.
 
-Same broker, same run. Every contender reads a backlog of ``--events`` synthetic events (encoded once,
-keyed by case id, on the national topics ``lintas.nrm.<cc>.events``) with a consumer group of its own,
-read_committed, from the backlog's first offsets, and writes exactly once (one Kafka transaction per batch
-of at most 2,000, the input offsets committed in it):
+Same broker, same run. Every contender reads a backlog of ``--events`` synthetic events (keyed by case id,
+on the national topics ``lintas.nrm.<cc>.events``) with a consumer group of its own, seeded at the
+backlog's first offsets, read_committed, and writes exactly once: one Kafka transaction per batch of at
+most the worker's ``max_batch``, with the input offsets and the consumer's group metadata in it.
 
-(a) passthrough 1 -> 1: each message produced unchanged to ``bench.passthrough.out``; what any
-    exactly-once consume-transform-produce loop costs on this machine, with no work done per message;
-(b) fan-out 1 -> k: for each message, exactly the records the hub writes for it (inbox message, accepted
-    log, receipt, or receipt and dead letter) plus one case-state write per changed case per batch, to
-    topics named like the hub's under ``bench.fanout.``. The records come from a dry run of the pure
-    router (``Router.route``) in-process before the rounds, partition by partition and topic by topic in
-    offset order (how a consumer meets a backlog); so (b) is the hub's Kafka traffic without its work,
-    and hub / (b) is the hub's own overhead;
+(a) passthrough 1 -> 1: each message produced unchanged to ``bench.passthrough.out``: what an exactly-once
+    consume-produce loop costs on this machine with no work per message;
+(b) fan-out 1 -> k: for each message exactly the records the hub writes for it (inbox message, accepted
+    log and receipt; or receipt and dead letter) plus one case-state write per changed case per batch,
+    the same bytes, to the hub's topic names under ``bench.fanout.``. They come from a dry run of the pure
+    router (``Router.route``), in-process and untimed, over the same backlog in the order a consumer meets
+    it: partition by partition, each national topic's records in offset order (its outcomes are printed
+    next to the hub's, to compare). So (b) is the hub's Kafka traffic without its work, and hub / (b)
+    (``ratio_vs_fanout``) is the hub's own overhead;
 (c) the hub: 1, 2 and 3 ``lintas worker`` processes of one fresh group. The router remembers every case
-    it has routed (across groups: the state changelog is shared), so each hub run gets a new backlog of
-    the same shape (same seed, other case ids). It is written in one open transaction while the workers
-    start, restore their state and join the group, and committed once the group is stable and the workers
-    are idle; then the group's committed offsets are polled every ``--poll`` seconds. The clock starts at
-    the first poll that sees any of them advance and stops when every partition's committed offset has
-    passed the backlog's last record; rate = events committed after the start / elapsed. So start-up,
-    state restore and the group join are not timed. The receipts are read back and counted: every input
-    must have exactly one.
+    it routed (in a changelog every group shares), so each hub run reads a new backlog of the same shape
+    (the same seed under other case ids). Its receipts are read back: every input must have exactly one.
 
-(a) and (b) are timed the same way, in-process: from the commit of their first transaction to the commit
-of their last, counting the events committed after the first. Every contender runs a warm-up round that is
-not counted, then ``--rounds`` rounds, interleaved (a, b, hub 1, hub 2, hub 3 in each round) so the
-machine's noise falls on all of them; each figure is the median with the range (min-max) of the rounds.
+Each backlog is written in one transaction that stays open while its contender starts, joins its group
+and (the hub) restores its state; it is committed once the contender holds every input partition (the
+hub: group stable, every worker's health file, when it keeps one, ready, and every worker idle). Then two
+clocks: **per_s**, from the first commit seen to the last, counting the events committed after the first
+(start-up, state restore, group join and the first batch are outside it; the hub's commits are seen by
+polling the group's committed offsets every ``--poll`` s, the baselines' in-process); and
+**per_s_from_visible**, every event from the moment the backlog became readable to the last commit. With
+several workers the first clock also counts the other workers' first batches, begun before it started,
+so it flatters scaling a little; the second does not. Every contender has a warm-up round that is not
+counted, then ``--rounds`` rounds, interleaved (a, b, hub 1, 2, 3 in each), so the machine's noise falls on
+all of them; each figure is the median of the rounds, with their range.
 
 (d) latency, exactly once, one worker process: for each offered rate (``--rates``) a fresh worker (a new
-group, seeded at the current end offsets, so it reads new messages only) while an idempotent producer
+group seeded at the current end offsets: new messages only) while an idempotent producer (linger 0)
 publishes new cases (VictimIdentified, which the agreements route to the partner) at that pace for
-``--seconds``, and a read_committed reader of the focal-point inboxes matches them by the ``ce_id`` header:
-latency = receive time - send time, the first ``--warmup`` seconds not counted; ``lost`` is how many never
-arrived (within 30 s of the last send).
+``--seconds``, and a read_committed reader of the focal-point inboxes matches them by the ``ce_id``
+header: latency = receive time - send time, the first ``--warmup`` seconds not counted; ``lost`` is how
+many did not arrive within 30 s of the last send. ``p50_each_second`` is flat when the hub keeps up.
 
 Figures are only comparable on the same machine in the same run: the load average is printed with them.
-Without ``--bootstrap-servers`` a private broker is started in a temporary directory and stopped at the end.
-Prints a table, then one JSON line of every figure.
+Without ``--bootstrap-servers`` a private broker is started in a temporary directory and stopped at the
+end. Every wait has a deadline; a worker that exits fails the run with the end of its log. Prints a
+table, then one JSON line of every figure.
 Usage: python benchmarks/routing.py [--bootstrap-servers HOST:PORT] [--events N] [--rounds R]
-       [--rates 200,2000] [--seconds S] [--warmup S]
+       [--rates 200,2000] [--seconds S] [--warmup S] [--keep-logs]
 """
 
 from __future__ import annotations
@@ -177,14 +180,41 @@ def encoded(codec: Codec, events: Sequence[Event]) -> list[Outbound]:
 def backlog_events(count: int, seed: int, run_tag: str, now: datetime) -> list[Event]:
     """The first ``count`` events, in time order, of enough synthetic cases: a time prefix keeps every
     case's own events in order. The same seed with another tag gives the same stories under other case
-    ids, so every backlog of a run has the same shape."""
+    and event ids, so every backlog of a run has the same shape."""
     cases = max(1, count // 3)
     while True:
         stream = synthetic_stream(seed, cases, start=now - timedelta(days=540), until=now, run_tag=run_tag)
         events = list(itertools.islice(stream, count))
         if len(events) == count:
-            return events
+            return [_with_own_ids(event, run_tag) for event in events]
         cases *= 2
+
+
+#: The version and variant bits of a UUID, which a remapped id keeps.
+_UUID_FIXED = (0xF << 76) | (0x3 << 62)
+
+
+def _with_own_ids(event: Event, run_tag: str) -> Event:
+    """The event under ids of the tag's own: the seed draws the same ids for every tag, and an event id
+    is unique the world over (the hub may remember it across cases). Every id of the envelope is XORed
+    with one mask, so causation and correlation still link the same events."""
+    mask = Random(run_tag).getrandbits(128) & ~_UUID_FIXED
+
+    def own(value: uuid.UUID | None) -> uuid.UUID | None:
+        return None if value is None else uuid.UUID(int=value.int ^ mask)
+
+    envelope = event.envelope
+    return event.model_copy(
+        update={
+            "envelope": envelope.model_copy(
+                update={
+                    "event_id": own(envelope.event_id),
+                    "correlation_id": own(envelope.correlation_id),
+                    "causation_id": own(envelope.causation_id),
+                }
+            )
+        }
+    )
 
 
 def new_cases(rate: int, seconds: float, run_tag: str, now: datetime) -> list[Event]:
@@ -229,8 +259,9 @@ def _raise_on_error(message: Message) -> None:
 class Cluster:
     """Metadata, offsets and topic creation, through one admin client and one unsubscribed consumer."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], replication_factor: int = 1) -> None:
         self.config = config
+        self.replication_factor = replication_factor
         self.admin = AdminClient(config)
         self.meta = Consumer(
             {**config, "group.id": f"bench-meta-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
@@ -270,7 +301,7 @@ class Cluster:
             NewTopic(
                 name,
                 num_partitions=partitions,
-                replication_factor=1,
+                replication_factor=self.replication_factor,
                 config={"cleanup.policy": "compact"} if name in compacted else {},
             )
             for name in names
@@ -279,7 +310,7 @@ class Cluster:
         if new:
             for name, future in self.admin.create_topics(new, request_timeout=30).items():
                 try:
-                    future.result()
+                    future.result(60)
                 except KafkaException as exc:
                     if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                         raise BenchmarkError(f"creating topic {name}: {exc}") from exc
@@ -305,7 +336,7 @@ class Cluster:
 
     def group(self, group_id: str) -> Any:
         """The group's description (state, members, assignments)."""
-        return self.admin.describe_consumer_groups([group_id], request_timeout=10)[group_id].result()
+        return self.admin.describe_consumer_groups([group_id], request_timeout=10)[group_id].result(30)
 
 
 def seed_group(config: dict[str, Any], group_id: str, offsets: dict[Partition, int]) -> None:
@@ -413,6 +444,7 @@ class Plan:
     events: int
     by_offset: dict[tuple[str, int, int], Planned]
     outcomes: Counter[str]
+    reasons: Counter[str]
     outputs: int
     states_changed: int
     seconds: float
@@ -431,6 +463,7 @@ def dry_run(settings: Settings, codec: Codec, messages: Sequence[Outbound], plac
     states: dict[str, Any] = {}
     plan: dict[tuple[str, int, int], Planned] = {}
     outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     topics: set[str] = set()
     outputs = changed = 0
     order = sorted(
@@ -439,19 +472,24 @@ def dry_run(settings: Settings, codec: Codec, messages: Sequence[Outbound], plac
     started = time.perf_counter()
     for i in order:
         m, where = messages[i], placed[i]
-        decision = router.route(
-            Incoming(
-                country_of_topic(where.topic),
-                where.topic,
-                where.partition,
-                where.offset,
-                m.key,
-                m.value,
-                tuple(m.headers),
-            ),
-            states,
+        incoming = Incoming(
+            country_of_topic(where.topic),
+            where.topic,
+            where.partition,
+            where.offset,
+            m.key,
+            m.value,
+            tuple(m.headers),
         )
+        try:
+            decision = router.route(incoming, states)
+        except Exception as exc:  # the router must decide on any input; this one it could not
+            raise BenchmarkError(
+                f"dry run: Router.route raised on {where.topic}[{where.partition}]@{where.offset}: {exc!r}"
+            ) from exc
         outcomes[decision.status.value] += 1
+        if decision.reason is not None:
+            reasons[decision.reason.value] += 1
         state = None
         if decision.state is not None and decision.case_id is not None:
             states[decision.case_id] = decision.state
@@ -463,7 +501,9 @@ def dry_run(settings: Settings, codec: Codec, messages: Sequence[Outbound], plac
         topics.update(o.topic for o in decision.outputs)
         outputs += len(writes)
         plan[(where.topic, where.partition, where.offset)] = Planned(writes, state)
-    return Plan(len(messages), plan, outcomes, outputs, changed, time.perf_counter() - started, topics)
+    return Plan(
+        len(messages), plan, outcomes, reasons, outputs, changed, time.perf_counter() - started, topics
+    )
 
 
 # -- (a) and (b): the confluent-kafka baselines ------------------------------------------------------
@@ -781,6 +821,7 @@ class HubRun:
     timed: Timed
     ready_seconds: float
     outcomes: Counter[str]
+    reasons: Counter[str]  # of the rejected
     outputs: int  # the router's writes, counted from the receipts (state writes aside)
     receipts: int
     missing: int  # inputs without a receipt
@@ -862,8 +903,9 @@ class CommitWatcher:
 
 def read_receipts(
     config: dict[str, Any], cluster: Cluster, since: dict[Partition, int], backlog: OpenBacklog
-) -> tuple[Counter[str], int, int, int, int]:
-    """Read the receipts written since ``since``; returns the outcomes, the router's writes they imply
+) -> tuple[Counter[str], Counter[str], int, int, int, int]:
+    """Read the receipts written since ``since``; returns the outcomes, the reasons of the rejected, the
+    router's writes they imply
     (inbox messages + accepted log + receipt; receipt + dead letter; receipt), the receipts of this
     backlog, the inputs without one and the receipts beyond one per input."""
     ends = cluster.end_offsets(list(since))
@@ -881,6 +923,7 @@ def read_receipts(
     ours = {(p.topic, p.partition, p.offset) for p in backlog.where()}
     seen: Counter[tuple[str, int, int]] = Counter()
     outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     writes = 0
     deadline = time.monotonic() + 120
     try:
@@ -901,6 +944,8 @@ def read_receipts(
                 seen[source] += 1
                 status = ReceiptStatus(receipt.status).value
                 outcomes[status] += 1
+                if receipt.reason_code is not None:
+                    reasons[str(getattr(receipt.reason_code, "value", receipt.reason_code))] += 1
                 if status == ReceiptStatus.Accepted.value:
                     writes += 2 + len(receipt.routed_to)
                 elif status == ReceiptStatus.Rejected.value:
@@ -911,7 +956,7 @@ def read_receipts(
         consumer.close()
     missing = len(ours - set(seen))
     extra = sum(n - 1 for n in seen.values())
-    return outcomes, writes, sum(seen.values()), missing, extra
+    return outcomes, reasons, writes, sum(seen.values()), missing, extra
 
 
 # -- (d) latency --------------------------------------------------------------------------------------
@@ -1035,7 +1080,7 @@ def hub_run(ctx: Context, count: int, label: str) -> HubRun:
             watcher.close()
         backlog.close()
         codes = workers.stop()
-    outcomes, writes, receipts, missing, extra = read_receipts(
+    outcomes, reasons, writes, receipts, missing, extra = read_receipts(
         ctx.config, ctx.cluster, receipts_from, backlog
     )
     return HubRun(
@@ -1043,6 +1088,7 @@ def hub_run(ctx: Context, count: int, label: str) -> HubRun:
         timed,
         ready,
         outcomes,
+        reasons,
         writes,
         receipts,
         missing,
@@ -1142,7 +1188,7 @@ def run(args: argparse.Namespace, bootstrap: str, broker: str, log_dir: Path) ->
             options=client_options(settings),
         )
     )
-    cluster = Cluster(config)
+    cluster = Cluster(config, settings.topics.replication_factor)
     try:
         cluster.await_leaders(all_topics(countries))
         # The fan-out writes under the hub's topic names, prefixed; the dry run may name more.
@@ -1259,14 +1305,19 @@ def figures_of(
     median = {name: statistics.median(values) for name, values in rates.items()}
     seen = {name: statistics.median(values) for name, values in visible.items()}
     hubs: list[HubRun] = [h for name in ("hub_1", "hub_2", "hub_3") for h in rounds[name]]
-    outcomes: Counter[str] = Counter()
+    statuses = {status.value: 0 for status in ReceiptStatus}  # each status shown, 0 or not
+    outcomes: Counter[str] = Counter(statuses)
     findings: Counter[str] = Counter()
-    dry: Counter[str] = Counter()
+    dry: Counter[str] = Counter(statuses)
+    hub_reasons: Counter[str] = Counter()
+    dry_reasons: Counter[str] = Counter()
     for h in hubs:
         outcomes.update(h.outcomes)
+        hub_reasons.update(h.reasons)
         findings.update(h.log_findings)
     for plan in plans:
         dry.update(plan.outcomes)
+        dry_reasons.update(plan.reasons)
     figures: dict[str, Any] = {
         "benchmark": "routing",
         "events": events,
@@ -1304,9 +1355,11 @@ def figures_of(
             "scaling_3_workers": round(seen["hub_3"] / seen["hub_1"], 3),
         },
         "dry_run_outcomes": dict(dry),
+        "dry_run_reject_reasons": dict(dry_reasons),
         "dry_run_route_per_s": round(statistics.median(p.events / p.seconds for p in plans), 1),
         "timed_from_visible_instead": sum(r.fallback for runs in rounds.values() for r in runs),
         "hub_outcomes": dict(outcomes),
+        "hub_reject_reasons": dict(hub_reasons),
         "hub_receipts_missing": sum(h.missing for h in hubs),
         "hub_receipts_extra": sum(h.extra for h in hubs),
         "hub_ready_seconds_max": round(max(h.ready_seconds for h in hubs), 1),
@@ -1325,7 +1378,38 @@ def figures_of(
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
+    figures["warnings"] = warnings_of(figures, hubs, plans)
     return figures
+
+
+def warnings_of(figures: dict[str, Any], hubs: Sequence[HubRun], plans: Sequence[Plan]) -> list[str]:
+    """What makes the figures suspect: the hub doing other work than the dry run predicted (the code
+    changed under the run, or the hub read in another order), lost or doubled receipts, bad exits."""
+    found: list[str] = []
+    accepted = ReceiptStatus.Accepted.value
+    predicted = statistics.median(p.outcomes[accepted] / p.events for p in plans)
+    for h in hubs:
+        share = h.outcomes[accepted] / max(1, h.receipts)
+        if abs(share - predicted) > 0.05:
+            found.append(
+                f"hub {h.workers}w accepted {share:.0%} of its backlog, the dry run {predicted:.0%}: "
+                f"rejected for {dict(h.reasons)}"
+            )
+    if figures["hub_outcomes"][ReceiptStatus.Duplicate.value]:
+        found.append(f"{figures['hub_outcomes'][ReceiptStatus.Duplicate.value]} duplicate receipts")
+    if figures["hub_receipts_missing"] or figures["hub_receipts_extra"]:
+        found.append(
+            f"receipts: {figures['hub_receipts_missing']} inputs without one, "
+            f"{figures['hub_receipts_extra']} beyond one per input"
+        )
+    if figures["hub_worker_exit_codes"] != ["0"]:
+        found.append(f"worker exit codes after SIGTERM: {figures['hub_worker_exit_codes']} (None: killed)")
+    for rate, lat in figures["latency_ms"].items():
+        if lat["lost"]:
+            found.append(f"latency at {rate}/s: {lat['lost']} events never reached an inbox")
+        if lat["worker_exit_codes"] != [0]:
+            found.append(f"latency at {rate}/s: worker exit code {lat['worker_exit_codes']} after SIGTERM")
+    return found
 
 
 def report(f: dict[str, Any]) -> None:
@@ -1363,7 +1447,8 @@ def report(f: dict[str, Any]) -> None:
         + ", ".join(f"{c}w {k}" for c, k in f["hub_k"].items())
     )
     print(
-        f"outcomes: dry runs {f['dry_run_outcomes']}; hub, all runs {f['hub_outcomes']}\n"
+        f"outcomes: dry runs {f['dry_run_outcomes']} (rejected: {f['dry_run_reject_reasons']}); "
+        f"hub, all runs {f['hub_outcomes']} (rejected: {f['hub_reject_reasons']})\n"
         f"receipts missing {f['hub_receipts_missing']}, extra {f['hub_receipts_extra']}; worker exit codes "
         f"{f['hub_worker_exit_codes']}; worker log: {f['hub_worker_log'] or 'no warnings'}"
     )
@@ -1372,6 +1457,8 @@ def report(f: dict[str, Any]) -> None:
     for rate, lat in f["latency_ms"].items():
         values = "".join(f"{lat.get(c, float('nan')):>8.1f}" for c in ("p50", "p95", "p99", "max"))
         print(f"{rate + '/s':24}{lat['offered_per_s']:>10,.0f}{values}{lat['received']:>10}{lat['lost']:>6}")
+    for warning in f["warnings"]:
+        print(f"WARNING: {warning}")
     print(
         f"\nload average (1, 5, 15 min) {f['load_average_before']} before, "
         f"{f['load_average_after']} after, on {f['cpus']} CPUs"
