@@ -446,6 +446,7 @@ class Plan:
     outcomes: Counter[str]
     reasons: Counter[str]
     outputs: int
+    kinds: Counter[str]  # the router's outputs by topic kind
     states_changed: int
     seconds: float
     topics: set[str] = field(default_factory=set)
@@ -464,6 +465,7 @@ def dry_run(settings: Settings, codec: Codec, messages: Sequence[Outbound], plac
     plan: dict[tuple[str, int, int], Planned] = {}
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
     topics: set[str] = set()
     outputs = changed = 0
     order = sorted(
@@ -499,10 +501,11 @@ def dry_run(settings: Settings, codec: Codec, messages: Sequence[Outbound], plac
             (FANOUT_PREFIX + o.topic, o.key, o.value, list(o.headers) or None) for o in decision.outputs
         )
         topics.update(o.topic for o in decision.outputs)
+        kinds.update(topic_kind(o.topic) for o in decision.outputs)
         outputs += len(writes)
         plan[(where.topic, where.partition, where.offset)] = Planned(writes, state)
     return Plan(
-        len(messages), plan, outcomes, reasons, outputs, changed, time.perf_counter() - started, topics
+        len(messages), plan, outcomes, reasons, outputs, kinds, changed, time.perf_counter() - started, topics
     )
 
 
@@ -525,6 +528,7 @@ class Timed:
     from_visible: float
     transactions: int = 0
     writes: int = 0
+    state_writes: int = 0
 
     @property
     def fallback(self) -> bool:
@@ -595,7 +599,7 @@ class TransactionalCopy:
         produce = producer.produce
         state_topic = self.state_topic
         deadline = time.monotonic() + PHASE_TIMEOUT_S
-        handled = writes = transactions = 0
+        handled = writes = state_writes = transactions = 0
         first: tuple[float, int] | None = None
         last = 0.0
         while handled < expected:
@@ -631,6 +635,7 @@ class TransactionalCopy:
                     for key, (value, partition) in changed.items():
                         produce(state_topic, value, key, partition=partition)
                     writes += len(changed)
+                    state_writes += len(changed)
             except BufferError as exc:
                 raise BenchmarkError(f"{self.group_id}: the producer's queue is full; {exc}") from exc
             except KeyError as exc:
@@ -647,7 +652,9 @@ class TransactionalCopy:
             if first is None:
                 first = (last, handled)
         assert first is not None
-        return Timed(handled - first[1], last - first[0], handled, last - visible, transactions, writes)
+        return Timed(
+            handled - first[1], last - first[0], handled, last - visible, transactions, writes, state_writes
+        )
 
 
 # -- (c) and (d): the hub's workers -----------------------------------------------------------------
@@ -820,14 +827,21 @@ class HubRun:
     workers: int
     timed: Timed
     ready_seconds: float
-    outcomes: Counter[str]
-    reasons: Counter[str]  # of the rejected
-    outputs: int  # the router's writes, counted from the receipts (state writes aside)
-    receipts: int
-    missing: int  # inputs without a receipt
-    extra: int  # receipts beyond one per input
+    written: Outputs
     exit_codes: list[int | None]
     log_findings: Counter[str]
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        return self.written.outcomes
+
+    @property
+    def reasons(self) -> Counter[str]:
+        return self.written.reasons
+
+    @property
+    def writes(self) -> int:
+        return sum(self.written.records.values())
 
     @property
     def per_s(self) -> float:
@@ -901,19 +915,42 @@ class CommitWatcher:
             time.sleep(max(0.0, poll - (time.perf_counter() - at)))
 
 
-def read_receipts(
-    config: dict[str, Any], cluster: Cluster, since: dict[Partition, int], backlog: OpenBacklog
-) -> tuple[Counter[str], Counter[str], int, int, int, int]:
-    """Read the receipts written since ``since``; returns the outcomes, the reasons of the rejected, the
-    router's writes they imply
-    (inbox messages + accepted log + receipt; receipt + dead letter; receipt), the receipts of this
-    backlog, the inputs without one and the receipts beyond one per input."""
+#: Every topic the hub may write to: all of ``lintas.*`` but the national events topics it reads.
+HUB_OUTPUTS_PATTERN = r"^lintas\.(?!nrm\.[a-z]{2}\.events$)."
+
+
+def topic_kind(topic: str) -> str:
+    """``lintas.nrm.th.receipts`` -> ``lintas.nrm.<cc>.receipts``: writes counted by what they are."""
+    return re.sub(r"^((?:bench\.fanout\.)?lintas\.(?:nrm|focal|alerts))\.[a-z]{2}\.", r"\1.<cc>.", topic)
+
+
+@dataclass
+class Outputs:
+    """What the hub wrote for one backlog, read back."""
+
+    outcomes: Counter[str]
+    reasons: Counter[str]  # of the rejected
+    records: Counter[str]  # committed records by topic kind, receipts included
+    receipts: int
+    missing: int  # inputs without a receipt
+    extra: int  # receipts beyond one per input
+
+
+def read_outputs(
+    config: dict[str, Any],
+    cluster: Cluster,
+    since: dict[Partition, int],
+    receipt_topics: set[str],
+    backlog: OpenBacklog,
+) -> Outputs:
+    """Read every committed record written to the hub's output topics since ``since``: count them by
+    topic kind, and decode the receipts of this backlog's inputs."""
     ends = cluster.end_offsets(list(since))
     pending = {tp for tp in since if ends[tp] > since[tp]}
     consumer = Consumer(
         {
             **config,
-            "group.id": f"bench-receipts-{uuid.uuid4().hex[:8]}",
+            "group.id": f"bench-outputs-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
@@ -924,39 +961,43 @@ def read_receipts(
     seen: Counter[tuple[str, int, int]] = Counter()
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    writes = 0
+    records: Counter[str] = Counter()
     deadline = time.monotonic() + 120
     try:
         consumer.assign([TopicPartition(t, p, since[(t, p)]) for t, p in pending])
         while pending:
             if time.monotonic() > deadline:
-                raise BenchmarkError(f"reading the receipts: {len(pending)} partitions not read to the end")
+                raise BenchmarkError(
+                    f"reading the hub's outputs: {len(pending)} partitions not read to the end"
+                )
             for m in consumer.consume(num_messages=5000, timeout=0.5):
                 error = m.error()
                 if error is not None and error.code() == KafkaError._PARTITION_EOF:
                     pending.discard((m.topic(), m.partition()))
                     continue
                 _raise_on_error(m)
+                topic = m.topic()
+                records[topic_kind(topic)] += 1
+                if topic not in receipt_topics:
+                    continue
                 receipt = codec.decode_receipt(m.value())
                 source = (receipt.source_topic, receipt.source_partition, receipt.source_offset)
                 if source not in ours:
                     continue
                 seen[source] += 1
-                status = ReceiptStatus(receipt.status).value
-                outcomes[status] += 1
+                outcomes[ReceiptStatus(receipt.status).value] += 1
                 if receipt.reason_code is not None:
                     reasons[str(getattr(receipt.reason_code, "value", receipt.reason_code))] += 1
-                if status == ReceiptStatus.Accepted.value:
-                    writes += 2 + len(receipt.routed_to)
-                elif status == ReceiptStatus.Rejected.value:
-                    writes += 2
-                else:
-                    writes += 1
     finally:
         consumer.close()
-    missing = len(ours - set(seen))
-    extra = sum(n - 1 for n in seen.values())
-    return outcomes, reasons, writes, sum(seen.values()), missing, extra
+    return Outputs(
+        outcomes,
+        reasons,
+        records,
+        sum(seen.values()),
+        len(ours - set(seen)),
+        sum(n - 1 for n in seen.values()),
+    )
 
 
 # -- (d) latency --------------------------------------------------------------------------------------
@@ -1064,7 +1105,6 @@ def hub_run(ctx: Context, count: int, label: str) -> HubRun:
     group_id = f"bench-hub{count}-{ctx.tag}{label}"
     start = ctx.cluster.end_offsets(ctx.inputs)
     seed_group(ctx.config, group_id, start)
-    receipts_from = ctx.cluster.end_offsets(ctx.receipts)
     backlog = OpenBacklog(ctx.config, messages, f"bench-backlog-{ctx.tag}{label}-{count}")
     workers = Workers(ctx.bootstrap, group_id, count, ctx.log_dir, ctx.args.partitions)
     watcher: CommitWatcher | None = None
@@ -1073,6 +1113,8 @@ def hub_run(ctx: Context, count: int, label: str) -> HubRun:
         workers.start()
         watcher = CommitWatcher(ctx.config, workers, backlog, start)
         ready = await_ready(ctx.cluster, workers, ctx.inputs)
+        # the hub's outputs from here on are this backlog's (the workers may have made new topics)
+        outputs_from = ctx.cluster.end_offsets(ctx.cluster.partitions(pattern=HUB_OUTPUTS_PATTERN))
         visible = backlog.commit()
         timed = watcher.watch(visible, ctx.args.poll)
     finally:
@@ -1080,22 +1122,8 @@ def hub_run(ctx: Context, count: int, label: str) -> HubRun:
             watcher.close()
         backlog.close()
         codes = workers.stop()
-    outcomes, reasons, writes, receipts, missing, extra = read_receipts(
-        ctx.config, ctx.cluster, receipts_from, backlog
-    )
-    return HubRun(
-        count,
-        timed,
-        ready,
-        outcomes,
-        reasons,
-        writes,
-        receipts,
-        missing,
-        extra,
-        codes,
-        workers.log_findings(),
-    )
+    outputs = read_outputs(ctx.config, ctx.cluster, outputs_from, {t for t, _ in ctx.receipts}, backlog)
+    return HubRun(count, timed, ready, outputs, codes, workers.log_findings())
 
 
 def latency_at(ctx: Context, rate: int, index: int) -> dict[str, Any]:
@@ -1340,9 +1368,17 @@ def figures_of(
     figures |= {
         "fanout_k": round(statistics.median(p.k for p in plans), 3),
         "fanout_writes_per_event": round(statistics.median(r.writes / events for r in rounds["fanout"]), 3),
-        "hub_k": {
-            c: round(statistics.median(h.outputs / events for h in rounds[f"hub_{c}"]), 3) for c in "123"
+        "fanout_writes_by_kind": per_event(
+            [
+                p.kinds + Counter({ROUTER_STATE: r.state_writes})
+                for p, r in zip(plans, rounds["fanout"], strict=True)
+            ],
+            events,
+        ),
+        "hub_writes_per_event": {
+            c: round(statistics.median(h.writes / events for h in rounds[f"hub_{c}"]), 3) for c in "123"
         },
+        "hub_writes_by_kind": per_event([h.written.records for h in rounds["hub_1"]], events),
         "ratio_vs_passthrough": round(median["hub_1"] / median["passthrough"], 3),
         "ratio_vs_fanout": round(median["hub_1"] / median["fanout"], 3),
         "scaling_2_workers": round(median["hub_2"] / median["hub_1"], 3),
@@ -1360,8 +1396,8 @@ def figures_of(
         "timed_from_visible_instead": sum(r.fallback for runs in rounds.values() for r in runs),
         "hub_outcomes": dict(outcomes),
         "hub_reject_reasons": dict(hub_reasons),
-        "hub_receipts_missing": sum(h.missing for h in hubs),
-        "hub_receipts_extra": sum(h.extra for h in hubs),
+        "hub_receipts_missing": sum(h.written.missing for h in hubs),
+        "hub_receipts_extra": sum(h.written.extra for h in hubs),
         "hub_ready_seconds_max": round(max(h.ready_seconds for h in hubs), 1),
         "hub_worker_exit_codes": sorted({str(c) for h in hubs for c in h.exit_codes}),
         "hub_worker_log": dict(findings),
@@ -1382,6 +1418,14 @@ def figures_of(
     return figures
 
 
+def per_event(counts: Sequence[Counter[str]], events: int) -> dict[str, float]:
+    """Mean records per input event, by topic kind, over runs."""
+    total: Counter[str] = Counter()
+    for c in counts:
+        total.update(c)
+    return {kind: round(n / (events * len(counts)), 3) for kind, n in sorted(total.items())}
+
+
 def warnings_of(figures: dict[str, Any], hubs: Sequence[HubRun], plans: Sequence[Plan]) -> list[str]:
     """What makes the figures suspect: the hub doing other work than the dry run predicted (the code
     changed under the run, or the hub read in another order), lost or doubled receipts, bad exits."""
@@ -1389,12 +1433,22 @@ def warnings_of(figures: dict[str, Any], hubs: Sequence[HubRun], plans: Sequence
     accepted = ReceiptStatus.Accepted.value
     predicted = statistics.median(p.outcomes[accepted] / p.events for p in plans)
     for h in hubs:
-        share = h.outcomes[accepted] / max(1, h.receipts)
+        share = h.outcomes[accepted] / max(1, h.written.receipts)
         if abs(share - predicted) > 0.05:
             found.append(
                 f"hub {h.workers}w accepted {share:.0%} of its backlog, the dry run {predicted:.0%}: "
                 f"rejected for {dict(h.reasons)}"
             )
+    hub, fanout = figures["hub_writes_per_event"]["1"], figures["fanout_writes_per_event"]
+    if abs(hub - fanout) > 0.05 * fanout:
+        differ = {
+            kind: (figures["fanout_writes_by_kind"].get(kind, 0.0), per)
+            for kind, per in figures["hub_writes_by_kind"].items()
+            if abs(figures["fanout_writes_by_kind"].get(kind, 0.0) - per) > 0.01
+        }
+        found.append(
+            f"the hub wrote {hub} records per event, the fan-out {fanout}; (fan-out, hub) by kind: {differ}"
+        )
     if figures["hub_outcomes"][ReceiptStatus.Duplicate.value]:
         found.append(f"{figures['hub_outcomes'][ReceiptStatus.Duplicate.value]} duplicate receipts")
     if figures["hub_receipts_missing"] or figures["hub_receipts_extra"]:
@@ -1442,9 +1496,10 @@ def report(f: dict[str, Any]) -> None:
     print(
         "(visible/s: every event over the time from the backlog becoming readable to the last commit; "
         f"runs too short for the first-commit clock, timed so instead: {f['timed_from_visible_instead']})\n"
-        f"writes per event: fan-out {f['fanout_writes_per_event']} (router outputs k {f['fanout_k']} "
-        "+ state); the hub's router outputs per event, from its receipts: "
-        + ", ".join(f"{c}w {k}" for c, k in f["hub_k"].items())
+        f"records written per event: fan-out {f['fanout_writes_per_event']} (router outputs k "
+        f"{f['fanout_k']} + state); the hub, read back: "
+        + ", ".join(f"{c}w {k}" for c, k in f["hub_writes_per_event"].items())
+        + f"\n  by kind, fan-out {f['fanout_writes_by_kind']}\n  by kind, hub 1w {f['hub_writes_by_kind']}"
     )
     print(
         f"outcomes: dry runs {f['dry_run_outcomes']} (rejected: {f['dry_run_reject_reasons']}); "
