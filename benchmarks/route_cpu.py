@@ -53,7 +53,7 @@ def main() -> None:
     codec = Codec(clock=lambda: now)
     router = Router(codec=codec, agreements=load_agreements())
     messages: list[Incoming] = []
-    stream = synthetic_stream(11, cases=args.events, start=now - timedelta(days=700), until=now)
+    stream = synthetic_stream(11, cases=max(1, args.events // 4), start=now - timedelta(days=700), until=now)
     for number, event in enumerate(stream):
         country = event.envelope.source_country.value
         value = codec.encode(event)

@@ -8,7 +8,8 @@ installation's newest version of the same record, so old writers and new readers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
@@ -41,6 +42,70 @@ class _Reader:
         return self.writer.fingerprint != self.reader.fingerprint
 
 
+#: A uuid as ``str(uuid.UUID(...))`` writes it: lowercase, hyphenated.
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _uuids_as_text(node: Any) -> Any:
+    """A parsed schema with the uuid logical type dropped (and fastavro's own keys), to parse again."""
+    if isinstance(node, list):
+        return [_uuids_as_text(branch) for branch in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("logicalType") == "uuid":
+        return node["type"]
+    return {
+        key: _uuids_as_text(value) if key in ("type", "items", "values", "fields") else value
+        for key, value in node.items()
+        if key not in ("__fastavro_parsed", "__named_schemas")
+    }
+
+
+def _uuid_paths(parsed: Mapping[str, Any]) -> tuple[tuple[str, ...], ...] | None:
+    """The field paths, through records and unions, of every uuid in a parsed record schema; None
+    when a uuid sits inside an array or a map."""
+    named = parsed.get("__named_schemas", {})
+    paths: list[tuple[str, ...]] = []
+
+    def visit(node: Any, path: tuple[str, ...], seen: frozenset[str], inside: bool) -> bool:
+        if isinstance(node, list):
+            return all(visit(branch, path, seen, inside) for branch in node)
+        if isinstance(node, str):
+            if node in named and node not in seen:
+                return visit(named[node], path, seen | {node}, inside)
+            return True
+        if node.get("logicalType") == "uuid":
+            if inside:
+                return False
+            paths.append(path)
+            return True
+        kind = node["type"]
+        if kind == "record":
+            return all(
+                visit(f["type"], (*path, f["name"]), seen | {node["name"]}, inside) for f in node["fields"]
+            )
+        if kind == "array":
+            return visit(node["items"], path, seen, True)
+        if kind == "map":
+            return visit(node["values"], path, seen, True)
+        return visit(kind, path, seen, inside)  # a primitive, or a named or nested type
+
+    return tuple(paths) if visit(parsed, (), frozenset(), False) else None
+
+
+def _canonical_uuids(record: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether every uuid on ``paths`` is absent (a null branch) or written as ``str()`` writes it."""
+    for path in paths:
+        value: Any = record
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+            if value is None:
+                break
+        if value is not None and not (isinstance(value, str) and _CANONICAL_UUID.fullmatch(value)):
+            return False
+    return True
+
+
 class Codec:
     """Encodes and decodes events; every schema is parsed once, when the codec is made.
 
@@ -64,6 +129,7 @@ class Codec:
             raise SchemaError(f"{self.contract.root}: contract v{reader_version} is not published there")
         own = self.contract.versions[reader_version - 1].messages
         self._writers: dict[str, EventSchema] = dict(own)
+        self._record_unions = {name: _record_unions(schema.parsed) for name, schema in own.items()}
         self._readers: dict[bytes, _Reader] = {}
         for schema in self.contract.all_message_schemas():
             # A record this version lacks is still read with the schema it was written in.
@@ -118,6 +184,19 @@ class Codec:
             raise InvalidEvent(name, f"cannot be written as Avro: {exc}") from exc
         return buffer.getvalue()
 
+    def encode_decoded(self, name: str, record: Mapping[str, Any]) -> bytes:
+        """:meth:`encode_record` for a record as :meth:`decode_record` returns it (or changed from
+        one): its values are already of their types, so the branch of each optional record field is
+        named for fastavro rather than found by matching the value against every branch."""
+        unions = self._record_unions[name]
+        if unions:
+            record = {**record}
+            for field_name, branch in unions:
+                value = record[field_name]
+                if isinstance(value, dict):
+                    record[field_name] = (branch, value)
+        return self.encode_record(name, record)
+
     def decode_record(self, data: bytes) -> tuple[EventSchema, dict[str, Any]]:
         """The raw record, resolved to the reader's version, without the contract's rules."""
         found = self._reader_for(data)
@@ -136,6 +215,11 @@ class Codec:
         if not isinstance(record, dict):
             raise UndecodableEvent("<bytes>", "body is not a record")
         return found.reader, record
+
+    def quick_reader(self, apart: Mapping[str, Sequence[tuple[str, ...]]] | None = None) -> QuickReader:
+        """A reader of records with each uuid as its text, and with the given runs of adjacent
+        top-level fields of each record type read apart, so that their bytes can be replaced."""
+        return QuickReader(self, apart or {})
 
     def decode(self, data: bytes) -> Event:
         """A checked event from bytes; raises :class:`InvalidEvent` (or a subclass) naming the field."""
@@ -164,6 +248,168 @@ class Codec:
 
     def decode_alert(self, data: bytes) -> Alert:
         return self.decode_as(data, Alert)
+
+
+def _record_unions(parsed: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The top-level fields of a record whose type is a union of null and one record: each with the
+    record's full name (how fastavro is told which branch a value takes)."""
+    named = parsed.get("__named_schemas", {})
+    unions = []
+    for field in parsed["fields"]:
+        branches = field["type"]
+        if not isinstance(branches, list):
+            continue
+        records = [b for b in branches if b != "null"]
+        if len(records) != 1 or len(branches) != 2:
+            continue
+        (branch,) = records
+        definition = named.get(branch, branch) if isinstance(branch, str) else branch
+        if isinstance(definition, dict) and definition.get("type") == "record":
+            unions.append((field["name"], definition["name"]))
+    return tuple(unions)
+
+
+# -- quick reads: uuids as text, some fields read apart -------------------------------------------
+
+#: Where some top-level fields of a record sit in its bytes: (start, end) of each run read apart.
+Spans = dict[tuple[str, ...], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    schema: EventSchema  # the reader's schema, as decode_record returns it
+    first: Any  # fastavro's parsed schema of the first piece (the whole record, when nothing is apart)
+    resolved_to: Any  # the reader's, when the writer's version differs (nothing is then read apart)
+    rest: tuple[tuple[Any, tuple[str, ...] | None], ...]  # later pieces, each with its run (or None)
+    uuid_paths: tuple[tuple[str, ...], ...]
+    runs: dict[tuple[str, ...], Any]  # each run's piece, to write the values that replace it
+
+
+class QuickReader:
+    """Reads what :meth:`Codec.decode_record` reads, or says it cannot, for a hot path.
+
+    Each uuid is kept as its text, and a record is returned only when every uuid is written as
+    ``str()`` of the uuid writes it, so the record is the same but for ``str`` in place of ``UUID``.
+    The given runs of adjacent top-level fields are read as pieces of their own, so their byte spans
+    are known (when the writer's version is the reader's): a change to those fields alone is then
+    written by replacing their bytes, without encoding the rest again. ``None`` from :meth:`read`
+    means only "not quickly": :meth:`Codec.decode_record` then reads the bytes or says what is wrong.
+    """
+
+    def __init__(self, codec: Codec, apart: Mapping[str, Sequence[tuple[str, ...]]]) -> None:
+        self._plans: dict[bytes, _Plan] = {}
+        for fingerprint, found in codec._readers.items():
+            plan = _plan(found, apart.get(found.reader.event_type, ()))
+            if plan is not None:
+                self._plans[fingerprint] = plan
+
+    def read(self, data: bytes) -> tuple[EventSchema, dict[str, Any], Spans | None] | None:
+        """The schema, the record, and the spans of the runs read apart (``None`` when the record was
+        resolved from another version); ``None`` when the bytes cannot be read quickly."""
+        plan = self._plans.get(data[2:HEADER_SIZE])
+        if plan is None or data[:2] != MARKER:
+            return None
+        body = BytesIO(data)
+        body.seek(HEADER_SIZE)
+        read = fastavro.schemaless_reader
+        spans: Spans | None = None if plan.resolved_to is not None else {}
+        try:
+            record: Any = read(body, plan.first, plan.resolved_to)
+            for piece, run in plan.rest:
+                start = body.tell()
+                record.update(read(body, piece, None))
+                if run is not None and spans is not None:
+                    spans[run] = (start, body.tell())
+        except Exception:  # decode_record says what is wrong
+            return None
+        if body.tell() != len(data) or not isinstance(record, dict):
+            return None
+        if not _canonical_uuids(record, plan.uuid_paths):
+            return None
+        return plan.schema, record, spans
+
+    def encode_run(self, data: bytes, run: tuple[str, ...], values: Mapping[str, Any]) -> bytes:
+        """The bytes of a run's fields with ``values``, as they sit in a record of ``data``'s schema."""
+        buffer = BytesIO()
+        fastavro.schemaless_writer(buffer, self._plans[data[2:HEADER_SIZE]].runs[run], values)
+        return buffer.getvalue()
+
+
+def _plan(found: _Reader, runs: Sequence[tuple[str, ...]]) -> _Plan | None:
+    paths = _uuid_paths(found.reader.parsed)
+    if paths is None:
+        return None
+    writer = _uuids_as_text(found.writer.parsed)
+    if found.needs_resolution:
+        resolved_to = fastavro.parse_schema(_uuids_as_text(found.reader.parsed))
+        return _Plan(found.reader, fastavro.parse_schema(writer), resolved_to, (), paths, {})
+    # Pieces: the runs, and what lies between them; each a record of its own fields.
+    names = [field["name"] for field in writer["fields"]]
+    starts = {names.index(run[0]): run for run in runs if run and run[0] in names}
+    groups: list[tuple[list[Any], tuple[str, ...] | None]] = []
+    index = 0
+    while index < len(names):
+        run = starts.get(index)
+        if run is not None and tuple(names[index : index + len(run)]) == run:
+            groups.append((writer["fields"][index : index + len(run)], run))
+            index += len(run)
+            continue
+        if not groups or groups[-1][1] is not None:
+            groups.append(([], None))
+        groups[-1][0].append(writer["fields"][index])
+        index += 1
+    definitions = _definitions(writer)
+    base = writer["name"]
+    pieces = [
+        (fastavro.parse_schema(_piece(f"{base}_{i}", fields, definitions)), run)
+        for i, (fields, run) in enumerate(groups)
+    ]
+    (first, _), rest = pieces[0], tuple(pieces[1:])
+    return _Plan(
+        found.reader, first, None, rest, paths, {run: piece for piece, run in pieces if run is not None}
+    )
+
+
+def _definitions(node: Any, found: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every named type defined in a schema (in fastavro's parsed form: full names), by name."""
+    found = {} if found is None else found
+    if isinstance(node, list):
+        for branch in node:
+            _definitions(branch, found)
+    elif isinstance(node, dict):
+        if node.get("type") in ("record", "enum", "fixed") and "name" in node:
+            found.setdefault(node["name"], node)
+        for key in ("type", "items", "values"):
+            if key in node:
+                _definitions(node[key], found)
+        for field in node.get("fields", ()):
+            _definitions(field["type"], found)
+    return found
+
+
+def _piece(name: str, fields: Sequence[Any], definitions: Mapping[str, Any]) -> dict[str, Any]:
+    """A record of ``fields`` alone, each named type defined at its first use within it."""
+    defined: set[str] = set()
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, str):
+            if node in definitions and node not in defined:
+                return inline(definitions[node])
+            return node
+        if isinstance(node, list):
+            return [inline(branch) for branch in node]
+        if node.get("type") in ("record", "enum", "fixed") and "name" in node:
+            if node["name"] in defined:
+                return node["name"]
+            defined.add(node["name"])
+        copy = {
+            key: inline(value) if key in ("type", "items", "values") else value for key, value in node.items()
+        }
+        if "fields" in node:
+            copy["fields"] = [{**field, "type": inline(field["type"])} for field in node["fields"]]
+        return copy
+
+    return {"type": "record", "name": name, "fields": [{**f, "type": inline(f["type"])} for f in fields]}
 
 
 # -- what is wrong with a body fastavro could not read (the error path only) ----------------------

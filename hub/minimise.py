@@ -7,7 +7,7 @@ contract, so removing it leaves a valid event (a test holds the schemas to that)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from hub.contract import EVENT_MODELS, DataCategory, Need, VictimIdentified
@@ -99,3 +99,22 @@ def minimise_record(
     if not cleared:
         return record, ()
     return {**record, **cleared}, tuple(cleared)
+
+
+def categorised_runs(event_type: str, field_names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """The runs of adjacent fields of one category in a record with fields ``field_names``: what can
+    be withheld, replaced as a piece (a category is granted or not as a whole)."""
+    categories = FIELD_CATEGORIES.get(event_type, {})
+    runs: list[list[str]] = []
+    previous: DataCategory | None = None
+    for name in field_names:
+        category = categories.get(name)
+        if category is None:
+            previous = None
+            continue
+        if category == previous:
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+        previous = category
+    return tuple(tuple(run) for run in runs)

@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from hub.agreements import Agreements
-from hub.codec import MARKER, Codec
+from hub.codec import MARKER, Codec, QuickReader, Spans
 from hub.contract import (
     CONTRACT_VERSION,
     CountryCode,
@@ -38,7 +38,7 @@ from hub.contract import (
 from hub.errors import InvalidEvent
 from hub.events import Event, record_is_valid
 from hub.headers import Headers, record_headers
-from hub.minimise import minimise_record
+from hub.minimise import categorised_runs, minimise_record
 from hub.schema_registry import EventSchema
 from hub.topics import ACCEPTED_EVENTS, DEADLETTER, focal_inbox, nrm_receipts
 
@@ -569,11 +569,22 @@ class Router:
     #: still decide whenever the check is not sure); False: always build and check the models.
     fast_path: bool = True
     _receipts: _ReceiptWriter | None = field(init=False, repr=False, compare=False)
+    _reader: QuickReader = field(init=False, repr=False, compare=False)
+    _runs: dict[str, tuple[tuple[str, ...], ...]] = field(init=False, repr=False, compare=False)
+    _replacements: dict[tuple[Any, ...], bytes] = field(init=False, repr=False, compare=False)
     _terms: dict[tuple[str, str], _Terms | None] = field(init=False, repr=False, compare=False)
     _topics: dict[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         version = self.codec.contract.versions[self.codec.reader_version - 1]
+        runs = {
+            kind: categorised_runs(kind, [field["name"] for field in schema.parsed["fields"]])
+            for kind, schema in version.events.items()
+        }
+        # What minimisation may withhold is read apart, so that it is cut from the bytes as submitted.
+        object.__setattr__(self, "_reader", self.codec.quick_reader(runs))
+        object.__setattr__(self, "_runs", runs)
+        object.__setattr__(self, "_replacements", {})
         object.__setattr__(self, "_receipts", _ReceiptWriter.of(version.messages["Receipt"]))
         object.__setattr__(self, "_terms", {})
         object.__setattr__(self, "_topics", {})
@@ -585,10 +596,18 @@ class Router:
     def route(self, message: Incoming, states: Mapping[str, CaseRoute]) -> Decision:
         codec = self.codec
         try:
-            schema, record = codec.decode_record(message.value)
-            kind = schema.event_type
-            if not (self._checks_records() and record_is_valid(kind, record, now=codec.now())):
+            quick = self._reader.read(message.value)
+            if (
+                quick is not None
+                and self._checks_records()
+                and record_is_valid(quick[0].event_type, quick[1], now=codec.now())
+            ):
+                schema, record, spans = quick
+            else:
+                schema, record = codec.decode_record(message.value)
                 codec.checked(schema, record)
+                spans = quick[2] if quick is not None else None
+            kind = schema.event_type
         except InvalidEvent as error:
             reason = _REASON_OF_CODE.get(error.code, Reason.INVALID_EVENT)
             return self._rejected(message, None, reason, str(error))
@@ -596,15 +615,16 @@ class Router:
         case_id: str = envelope["case_id"]
         event_id = str(envelope["event_id"])
         subject = _Subject(event_id, envelope["event_type"], case_id)
-        source = _COUNTRIES[envelope["source_country"]]
-        destination_code = envelope["destination_country"]
+        source_code: str = envelope["source_country"]
+        destination_code: str | None = envelope["destination_country"]
+        source = _COUNTRIES[source_code]
         destination = None if destination_code is None else _COUNTRIES[destination_code]
         state = states.get(case_id)
         try:
-            if source.value != message.country:
+            if source_code != message.country:
                 raise _Rejected(
                     Reason.WRONG_TOPIC,
-                    f"envelope.source_country: {source.value} may not publish on {message.topic}",
+                    f"envelope.source_country: {source_code} may not publish on {message.topic}",
                 )
             digest = _digest(message.value)
             if state is not None:
@@ -618,7 +638,7 @@ class Router:
                     return self._duplicate(message, subject)
             fields = _advance(state, kind, case_id, source, destination, record)
             outputs, withheld, routed_to = self._deliveries(
-                message, kind, record, case_id, source, destination, fields[2]
+                message, kind, record, spans, case_id, source_code, destination_code, fields[2]
             )
         except _Rejected as rejected:
             return self._rejected(message, subject, rejected.reason, rejected.message)
@@ -661,24 +681,26 @@ class Router:
         message: Incoming,
         kind: str,
         record: Mapping[str, Any],
+        spans: Spans | None,
         case_id: str,
-        source: CountryCode,
-        destination: CountryCode | None,
+        source: str,
+        destination: str | None,
         consent: frozenset[DataCategory],
     ) -> tuple[list[Outgoing], tuple[str, ...], list[str]]:
+        """The inbox copy of an event from ``source`` to ``destination`` (country codes), what was
+        withheld from it, and the countries it goes to."""
         if destination is None:
             return [], (), []  # kept national: recorded for sequence checks, shared with no one
-        terms = self._terms_of(source.value, destination.value)
+        terms = self._terms_of(source, destination)
         if terms is None:
             raise _Rejected(
                 Reason.NO_AGREEMENT,
-                f"envelope.destination_country: no agreement covers {source.value} -> {destination.value}",
+                f"envelope.destination_country: no agreement covers {source} -> {destination}",
             )
         if kind not in terms.event_types:
             raise _Rejected(
                 Reason.TYPE_NOT_ALLOWED,
-                f"envelope.event_type: {kind} may not be sent "
-                f"{source.value} -> {destination.value} under the agreement",
+                f"envelope.event_type: {kind} may not be sent {source} -> {destination} under the agreement",
             )
         if kind == "ConsentChanged":
             granted = _CASE_CORE  # the partner must learn of it, always
@@ -690,14 +712,37 @@ class Router:
                 )
             granted = terms.grants & (consent | _CASE_CORE)
         shared, withheld = minimise_record(kind, record, granted)
-        value = message.value if not withheld else self.codec.encode_record(kind, shared)
+        if not withheld:
+            value = message.value
+        elif spans is not None:
+            value = self._cut(message.value, kind, shared, withheld, spans)
+        else:
+            value = self.codec.encode_decoded(kind, shared)
         inbox = Outgoing(
-            self._topics_of(destination.value)[1],
-            case_id.encode(),
-            value,
-            record_headers(record["envelope"]),
+            self._topics_of(destination)[1], case_id.encode(), value, record_headers(record["envelope"])
         )
-        return [inbox], withheld, [destination.value]
+        return [inbox], withheld, [destination]
+
+    def _cut(
+        self, data: bytes, kind: str, shared: Mapping[str, Any], withheld: tuple[str, ...], spans: Spans
+    ) -> bytes:
+        """``data`` with the bytes of each run holding a withheld field replaced by the run's fields
+        as ``shared`` has them (what is left of them)."""
+        parts: list[bytes] = []
+        position = 0
+        for run in self._runs[kind]:
+            if not any(name in withheld for name in run):
+                continue
+            start, end = spans[run]
+            values = {name: shared[name] for name in run}
+            key = (kind, run, *(None if v is None else tuple(v) for v in values.values()))
+            replacement = self._replacements.get(key)
+            if replacement is None:
+                replacement = self._replacements[key] = self._reader.encode_run(data, run, values)
+            parts += (data[position:start], replacement)
+            position = end
+        parts.append(data[position:])
+        return b"".join(parts)
 
     def reject(self, message: Incoming, reason: Reason, text: str) -> Decision:
         """The rejection of a message for a reason found outside the decision (its outputs do not
@@ -745,7 +790,7 @@ class Router:
         writer = self._receipts
         if writer is not None:
             value = writer.write(
-                status.value, reason.value if reason else None, text, subject, message, routed_to, withheld
+                str(status), str(reason) if reason else None, text, subject, message, routed_to, withheld
             )
         else:
             # The fields of lintas.hub.Receipt, for fastavro.

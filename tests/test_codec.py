@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ from hub.codec import HEADER_SIZE, MARKER, Codec
 from hub.contract import CountryCode, VictimIdentified
 from hub.errors import InvalidEvent, UndecodableEvent, UnknownSchema
 from hub.events import Event, parse_event
+from hub.schema_registry import load_contract
 from tests.strategies import NOW, event_records, events
 
 
@@ -406,3 +409,87 @@ def test_timestamps_are_kept_to_the_millisecond_in_utc() -> None:
     event = parse_event(fisherman(envelope__occurred_at=bangkok), now=NOW)
     assert event.envelope.occurred_at == datetime(2026, 11, 20, 9, 30, 15, 123_000, tzinfo=UTC)
     assert event.envelope.occurred_at.tzinfo is UTC
+
+
+# -- quick reads: uuids as text, fields read apart ------------------------------------------------
+
+RUNS = {"VictimIdentified": (("methods_of_control", "recruitment_methods"), ("needs",), ("personal",))}
+
+
+def _with_text_uuids(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _with_text_uuids(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_with_text_uuids(value) for value in node]
+    return str(node) if isinstance(node, UUID) else node
+
+
+@settings(max_examples=300, deadline=None)
+@given(events())
+def test_a_quick_read_is_the_decoded_record_with_uuids_as_text(event: Event) -> None:
+    # given any valid event's bytes
+    codec = Codec(clock=lambda: NOW)
+    data = codec.encode(event)
+
+    # when they are read quickly, with the fields minimisation may withhold read apart
+    quick = codec.quick_reader(RUNS).read(data)
+
+    # then the record is the decoded record, every uuid as str() writes it
+    assert quick is not None
+    schema, record, spans = quick
+    assert (schema, _with_text_uuids(codec.decode_record(data)[1])) == (schema, record)
+    assert schema == codec.decode_record(data)[0]
+    # and each run read apart sits exactly where its fields' bytes are
+    assert spans is not None
+    assert set(spans) == set(RUNS.get(schema.event_type, ()))
+    reader = codec.quick_reader(RUNS)
+    for run, (start, end) in spans.items():
+        assert data[start:end] == reader.encode_run(data, run, {name: record[name] for name in run})
+    # and the record is written again to the same bytes
+    assert codec.encode_decoded(schema.event_type, record) == data
+
+
+def test_a_uuid_not_written_as_str_writes_it_is_not_read_quickly(codec: Codec) -> None:
+    record = fisherman(envelope__event_id="6F1C1F56-7B8E-4C1E-9A55-0D6C3E0B7A11")
+    data = codec.encode_record("VictimIdentified", record)
+
+    assert codec.quick_reader().read(data) is None
+    assert str(codec.decode_record(data)[1]["envelope"]["event_id"]) == "6f1c1f56-7b8e-4c1e-9a55-0d6c3e0b7a11"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\xc3\x01" + bytes(8), id="unknown-fingerprint"),
+        pytest.param(HEADER_SIZE, id="truncated"),
+        pytest.param(-1, id="truncated-at-the-end"),
+        pytest.param(b"\x00", id="trailing-byte"),
+    ],
+)
+def test_bytes_that_do_not_decode_are_not_read_quickly(codec: Codec, data: bytes | int) -> None:
+    valid = codec.encode(parse_event(fisherman(), now=NOW))
+    if isinstance(data, int):
+        data = valid[:data]
+    elif data == b"\x00":
+        data = valid + data
+    assert codec.quick_reader(RUNS).read(data) is None
+    with pytest.raises(InvalidEvent):
+        codec.decode_record(data)
+
+
+def test_bytes_of_an_older_version_are_read_quickly_without_spans(tmp_path: Path) -> None:
+    from tests.test_schemas import _add_optional_field_and_country, _contract_with_v2  # imports this module
+
+    # given bytes written in v1, read by a hub on v2
+    contract = load_contract(_contract_with_v2(tmp_path, _add_optional_field_and_country))
+    data = Codec(contract, clock=lambda: NOW, reader_version=1).encode(parse_event(fisherman(), now=NOW))
+    new = Codec(contract, clock=lambda: NOW, reader_version=2)
+
+    # when they are read quickly, then they are resolved to v2, with no spans (the bytes are v1's)
+    quick = new.quick_reader(RUNS).read(data)
+    assert quick is not None
+    schema, record, spans = quick
+    assert schema.version == 2
+    assert spans is None
+    assert record == _with_text_uuids(new.decode_record(data)[1])

@@ -1442,3 +1442,49 @@ def test_routing_again_from_an_older_state_sees_only_its_ids(hub: Hub) -> None:
     assert again.status == ReceiptStatus.Accepted, again.message
     assert again.state == hub.states[case.case_id]
     assert str(referral.envelope.event_id) not in older[case.case_id].seen
+
+
+def test_an_event_id_in_capitals_is_routed_as_the_models_route_it() -> None:
+    # given an identification whose event id is written in capitals, with something to withhold
+    event = TH_MM.identified(consent_scope=["CaseCore"])
+    record = event.model_dump()
+    record["envelope"]["event_id"] = str(event.envelope.event_id).upper()
+    value = CODEC.encode_record("VictimIdentified", record)
+
+    # when it is routed, then both ways accept it under the id's usual form
+    decision = ROUTER.route(message(value, "TH"), {})
+    assert decision == FULL.route(message(value, "TH"), {})
+    assert decision.status == ReceiptStatus.Accepted, decision.message
+    assert decision.state is not None
+    assert list(decision.state.seen) == [str(event.envelope.event_id)]
+    [delivered] = inbox(decision)
+    assert delivered.value == CODEC.encode(minimise(event, {DataCategory.CaseCore})[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(admissible())
+def test_what_reaches_the_inbox_is_the_minimised_event_as_the_codec_writes_it(
+    submission: tuple[Incoming, dict[str, CaseRoute]],
+) -> None:
+    # given a message the router accepts, and what the agreement and consent grant
+    incoming, states = submission
+    event = CODEC.decode(incoming.value)
+    envelope = event.envelope
+    assert envelope.destination_country is not None
+    terms = AGREEMENTS.terms(envelope.source_country.value, envelope.destination_country.value)
+    assert terms is not None
+    if isinstance(event, VictimIdentified):
+        consent = frozenset(event.consent_scope)
+    else:
+        consent = states[envelope.case_id].consent
+    granted = terms.grants & (consent | {DataCategory.CaseCore})
+    if event.envelope.event_type == EventType.ConsentChanged:
+        granted = frozenset({DataCategory.CaseCore})
+
+    # when it is routed
+    decision = ROUTER.route(incoming, states)
+
+    # then the inbox holds the bytes the codec writes for the minimised event
+    [delivered] = inbox(decision)
+    shared, withheld = minimise(event, granted)
+    assert delivered.value == (incoming.value if not withheld else CODEC.encode(shared))
