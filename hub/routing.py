@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,6 +23,7 @@ from itertools import islice
 from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import to_json
 
 from hub.agreements import Agreements
 from hub.codec import MARKER, Codec, QuickReader, Spans
@@ -386,7 +386,7 @@ def encode_route(state: CaseRoute) -> bytes:
         "closed_by": sorted(country.value for country in state.closed_by),
         "seen": own if own is not None else state.seen.as_dict(),
     }
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+    return to_json(record)
 
 
 def decode_route(data: bytes) -> CaseRoute:
