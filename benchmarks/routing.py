@@ -92,7 +92,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub import localkafka
 from hub.agreements import load_agreements
-from hub.cli import make_router
+
+try:
+    from hub.cli import make_router
+except Exception as exc:  # the worker's own module: without it there is no hub to measure
+    raise SystemExit(
+        f"routing benchmark: hub.cli does not import, nor can `lintas worker` start: {exc!r}"
+    ) from exc
 from hub.codec import Codec
 from hub.contract import ReceiptStatus
 from hub.events import Event
@@ -1535,6 +1541,23 @@ def broker(given: str | None) -> Iterator[tuple[str, str]]:
             local.stop()
 
 
+def preflight() -> None:
+    """``lintas worker --help`` must run: a worker that cannot even start fails the run before the broker."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "worker", "--help"],
+            cwd=REPO,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchmarkError("`lintas worker --help` did not finish within 120 s") from exc
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).decode(errors="replace").splitlines()[-15:])
+        raise BenchmarkError(f"`lintas worker --help` exited with code {done.returncode}:\n{tail}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1561,6 +1584,11 @@ def main() -> None:
         parser.error("--rounds must be at least 1")
     # SIGTERM ends the run like Ctrl-C: workers and the private broker are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        preflight()
+    except BenchmarkError as exc:
+        print(f"routing benchmark failed: {exc}", file=sys.stderr)
+        sys.exit(1)
     log_dir = Path(tempfile.mkdtemp(prefix="lintas-bench-logs-"))
     failure: str | None = None
     with broker(args.bootstrap_servers) as (bootstrap, name):
