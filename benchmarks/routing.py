@@ -770,10 +770,15 @@ class Workers:
         return codes
 
     def log_findings(self) -> Counter[str]:
-        """Warnings and errors the workers logged, by event (lines that are not JSON: ``other``)."""
+        """Warnings and errors the workers logged, by event; librdkafka's own lines (``%<level>|...``)
+        at warning or worse by facility; any other line that is not JSON as ``other``."""
         found: Counter[str] = Counter()
         for log in self.logs:
             for line in log.read_text(errors="replace").splitlines():
+                if rdkafka := re.match(r"^%(\d)\|[\d.]+\|(\w+)\|", line):
+                    if int(rdkafka[1]) <= 4:  # syslog levels: 4 warning, 3 error, ...
+                        found[f"rdkafka:{rdkafka[2]}"] += 1
+                    continue
                 try:
                     entry = json.loads(line)
                 except ValueError:
