@@ -19,9 +19,11 @@ from hub.events import Event
 from hub.headers import envelope_headers
 from hub.limits import INPUT_MAX_BYTES, TOPIC_MAX_BYTES
 from hub.settings import Settings
-from hub.topics import COMPACTED, NRM_EVENTS_PATTERN, nrm_events
+from hub.topics import COMPACTED, NRM_EVENTS_PATTERN, ROUTER_IDS, nrm_events
 
 NRM_EVENTS = re.compile(NRM_EVENTS_PATTERN)
+#: How long the claims of event ids are kept, and so known to every router worker.
+ID_RETENTION_DAYS = 400
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -81,6 +83,8 @@ def topic_config(name: str) -> dict[str, str]:
     config = {"max.message.bytes": str(INPUT_MAX_BYTES if NRM_EVENTS.match(name) else TOPIC_MAX_BYTES)}
     if name in COMPACTED:
         config["cleanup.policy"] = "compact"
+    if name == ROUTER_IDS:  # not compacted: the first claim of an id wins, compaction keeps the last
+        config["retention.ms"] = str(ID_RETENTION_DAYS * 24 * 3600 * 1000)
     return config
 
 

@@ -64,6 +64,11 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    ResourceType,
+)
 
 from hub.errors import LintasError
 from hub.routing import Outgoing
@@ -108,6 +113,8 @@ class StateWrite:
     key: str
     value: bytes | None
     partition: int
+    #: What ``value`` encodes, when the writer has it at hand: applying it then needs no decoding.
+    decoded: object = None
 
 
 @dataclass
@@ -117,6 +124,9 @@ class BatchResult:
     origins: list[Coordinates | None] = field(default_factory=list)
     state: list[StateWrite] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    #: Per input partition, the offset of the first record the subclass did not take yet: it and
+    #: everything after it are offered again next time (see ``refresh``), and not committed.
+    held: dict[Part, int] = field(default_factory=dict)
 
     def emit(self, outputs: Sequence[Outgoing], origin: Coordinates | None) -> None:
         self.outputs.extend(outputs)
@@ -154,10 +164,16 @@ _PER_MESSAGE = frozenset(
 )
 
 
-#: How often an input's replacement outputs may fail before the batch is retried as a whole.
+#: Failure attempts: 1 = a suspect (its outputs were in a refused request), 2 = refused alone (it
+#: gets a rejection instead), 3 = its rejection refused too (a dead letter by reference); beyond
+#: that it cannot be isolated and the batch is retried as a whole, with backoff.
 _ISOLATION_ATTEMPTS = 3
 #: A transaction holds at most this many batches, however short the commit interval is not.
 _BATCHES_PER_TRANSACTION = 10
+
+
+#: Errors after which the producer is replaced (see _abandon).
+_UNSETTLED = frozenset({KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, KafkaError._TIMED_OUT, KafkaError._STATE})
 
 
 @dataclass
@@ -169,6 +185,8 @@ class _Transaction:
     messages: int = 0
     outputs: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    #: Commit as soon as possible: records are held back until this transaction is visible.
+    urgent: bool = False
     #: Inputs whose outputs Kafka refused for good, from the delivery reports.
     failed: dict[Coordinates, str] = field(default_factory=dict)
 
@@ -251,6 +269,13 @@ class TransactionalProcessor(ABC):
         self._failures: dict[Coordinates, Failure] = {}
         self._aborts_in_a_row = 0
         self._txn: _Transaction | None = None
+        self._topic_limits: dict[str, int] = {}
+        self._committed_since_offer = False
+        self._closing = False
+        self._admin: AdminClient | None = None
+        self._kept_error: BaseException | None = None
+        #: Records read but held back by the subclass (see BatchResult.held), per partition.
+        self._held: dict[Part, list[Record]] = {}
         #: Committed position of each assigned input partition: where an abort rewinds to.
         self._committed_at: dict[Part, int] = {}
         self._ready = threading.Event()
@@ -277,6 +302,19 @@ class TransactionalProcessor(ABC):
         """What a timer emits (nothing by default)."""
         return None
 
+    def on_start(self) -> None:  # noqa: B027 - a hook, optional on purpose
+        """Called once the clients are up, before the first batch (nothing by default)."""
+
+    def on_stop(self) -> None:  # noqa: B027 - a hook, optional on purpose
+        """Called when the processor stops (nothing by default)."""
+
+    def on_abort(self) -> None:  # noqa: B027 - a hook, optional on purpose
+        """Called when the open transaction was aborted (nothing by default)."""
+
+    def refresh(self) -> bool:
+        """Called before each batch: True when records held back should be offered again now."""
+        return False
+
     # -- lifecycle --------------------------------------------------------------------------------
 
     def _connection(self, **extra: Any) -> dict[str, Any]:
@@ -284,24 +322,7 @@ class TransactionalProcessor(ABC):
 
     def start(self) -> None:
         config = self.config
-        self._producer = Producer(
-            self._connection(
-                **{
-                    "transactional.id": self.transactional_id,
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 5,
-                    # Java's murmur2, as aiokafka and Kafka's own clients use: a case id lands in the
-                    # same partition number whoever wrote it, so case-keyed topics stay co-partitioned.
-                    "partitioner": "murmur2_random",
-                    "message.max.bytes": config.max_message_bytes,
-                    "transaction.timeout.ms": config.transaction_timeout_ms,
-                    "queue.buffering.max.messages": 1_000_000,
-                    "queue.buffering.max.kbytes": 1_048_576,
-                }
-            )
-        )
-        self._producer.init_transactions(30)  # fences and aborts what a predecessor left open
+        self._producer = self._new_producer()
         self._consumer = Consumer(
             self._connection(
                 **{
@@ -320,8 +341,34 @@ class TransactionalProcessor(ABC):
             )
         )
         self._subscribe()
+        self.on_start()
         self.health.update("starting")
         log.info("processor_started", transactional_id=self.transactional_id, group=self.group_id)
+
+    def _new_producer(self) -> Producer:
+        config = self.config
+        producer = Producer(
+            self._connection(
+                **{
+                    "transactional.id": self.transactional_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    # Java's murmur2, as aiokafka and Kafka's own clients use: a case id lands in the
+                    # same partition number whoever wrote it, so case-keyed topics stay co-partitioned.
+                    "partitioner": "murmur2_random",
+                    "message.max.bytes": config.max_message_bytes,
+                    # A batch larger than a topic's max.message.bytes is refused whole: stay below
+                    # what every topic the hub creates takes (hub.limits.TOPIC_MAX_BYTES).
+                    "batch.size": min(config.max_message_bytes, 512 * 1024),
+                    "transaction.timeout.ms": config.transaction_timeout_ms,
+                    "queue.buffering.max.messages": 1_000_000,
+                    "queue.buffering.max.kbytes": 1_048_576,
+                }
+            )
+        )
+        producer.init_transactions(30)  # fences and aborts what a predecessor left open
+        return producer
 
     def _subscribe(self) -> None:
         consumer, _ = self._clients()
@@ -331,6 +378,8 @@ class TransactionalProcessor(ABC):
         )
 
     def stop(self) -> None:
+        self._closing = True
+        self.on_stop()
         if self._txn is not None:
             with contextlib.suppress(KafkaException, ProcessorError):
                 self._flush(restore=False)
@@ -414,7 +463,38 @@ class TransactionalProcessor(ABC):
         counts[self.changelog] = len(changelog.partitions)
         return counts
 
+    # librdkafka calls these inside consume(); an exception must not cross its C frames, so it is
+    # kept and raised when consume() returns.
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._closing:
+            consumer.assign([])
+            return
+        self._guarded(self._assign, consumer, partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._guarded(self._revoke, consumer, partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._guarded(self._lose, consumer, partitions)
+
+    def _guarded(
+        self,
+        call: Callable[[Consumer, list[TopicPartition]], None],
+        consumer: Consumer,
+        partitions: list[TopicPartition],
+    ) -> None:
+        try:
+            call(consumer, partitions)
+        except BaseException as exc:
+            self._kept_error = self._kept_error or exc
+
+    def _raise_kept(self) -> None:
+        error, self._kept_error = self._kept_error, None
+        if error is not None:
+            raise error
+
+    def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         counts = self._input_topics(consumer)
         width = counts.pop(self.changelog)
         misfits = sorted(topic for topic, count in counts.items() if count != width)
@@ -473,7 +553,11 @@ class TransactionalProcessor(ABC):
                 committed = consumer.committed(partitions, timeout=10)
                 break
             except KafkaException as exc:
-                if time.monotonic() > deadline:
+                error: KafkaError = exc.args[0]
+                # Anything but shutting down is waited out: an open transaction of the previous
+                # owner, a coordinator moving or loading.
+                ending = self._closing or error.fatal() or error.code() == KafkaError._DESTROY
+                if ending or time.monotonic() > deadline:
                     raise ProcessorError(f"committed offsets of {self.group_id}: {exc}") from exc
                 log.info("committed_offsets_pending", error=str(exc))
                 time.sleep(0.2)
@@ -488,13 +572,13 @@ class TransactionalProcessor(ABC):
             positioned.append(tp)
         return positioned
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The group asks for the partitions back: commit what is open first (the generation is
         # still ours until we rejoin); if that fails, it is aborted and the next owner redoes it.
         self._flush(restore=False)
         self._release(consumer, partitions)
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _lose(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The partitions are already someone else's: what is open must not be committed.
         if self._txn is not None:
             self._abandon(KafkaError(KafkaError._STATE, "partitions lost"), restore=False)
@@ -505,6 +589,7 @@ class TransactionalProcessor(ABC):
         self.partitions = set()
         self._assigned = []
         self._committed_at = {}
+        self._held = {}
         self._failures.clear()
         with contextlib.suppress(KafkaException, RuntimeError):
             consumer.unassign()
@@ -546,11 +631,25 @@ class TransactionalProcessor(ABC):
         """Read and process one batch into the open transaction, and commit it when it is due;
         returns the number of messages read."""
         consumer, producer = self._clients()
+        # Held records are offered again after each commit (it may be what they waited for) and
+        # whenever the subclass says what they wait for has come.
+        offer_held = self.refresh() or self._committed_since_offer
+        self._committed_since_offer = False
+        if self._held:
+            timeout = min(timeout, 0.01)  # held records wait on something else: look again soon
         if self._txn is not None:  # wait no longer than the open transaction may stay open
             left = self.config.commit_interval_ms / 1000 - (time.monotonic() - self._txn.started)
             timeout = max(0.0, min(timeout, left))
-        messages = consumer.consume(num_messages=self.max_batch, timeout=timeout)
-        batch: Batch = {}
+        # consume(n, timeout) waits until n messages or the timeout: take what is there, else wait
+        # for the first one only, so a trickle is not held back by the batch size.
+        messages = consumer.consume(num_messages=self.max_batch, timeout=0)
+        if not messages:
+            messages = consumer.consume(num_messages=1, timeout=timeout)
+            if messages:
+                messages += consumer.consume(num_messages=self.max_batch - 1, timeout=0)
+        self._raise_kept()
+        batch: Batch = {part: list(records) for part, records in self._held.items()}
+        read = 0
         for message in messages:
             error = message.error()
             if error is not None:
@@ -560,12 +659,16 @@ class TransactionalProcessor(ABC):
                 continue
             record = _record(message)
             batch.setdefault(Part(record.topic, record.partition), []).append(record)
-        if batch:
+            read += 1
+        if read or (offer_held and batch):
+            self._held = {}
             self._add(batch)
+        elif batch:
+            self._held = batch
         producer.poll(0)  # delivery reports: a refused output ends the transaction early
         if self._due():
             self._flush()
-        return sum(len(records) for records in batch.values())
+        return read
 
     def emit_tick(self) -> int:
         """Commit what the timer emits (after what is open); returns the number of outputs."""
@@ -590,7 +693,13 @@ class TransactionalProcessor(ABC):
         return self._txn
 
     def _add(self, batch: Batch) -> None:
+        batch, kept = self._isolate_suspects(batch)
+        for part, records in kept.items():
+            self._held[part] = records
         txn = self._begin()
+        txn.urgent = txn.urgent or bool(kept)
+        if not batch:
+            return
         result = self.process(batch, self._failures)
         try:
             self._write(txn, result)
@@ -598,8 +707,40 @@ class TransactionalProcessor(ABC):
             self._abandon(produced.error)
             return
         for part, records in batch.items():
-            txn.offsets[part] = records[-1].offset + 1
+            held_from = result.held.get(part)
+            if held_from is None:
+                txn.offsets[part] = records[-1].offset + 1
+                continue
+            self._held[part] = [
+                *[record for record in records if record.offset >= held_from],
+                *self._held.get(part, []),
+            ]
+            if held_from > records[0].offset:
+                txn.offsets[part] = held_from
         txn.messages += sum(len(records) for records in batch.values())
+        txn.urgent = txn.urgent or bool(result.held)  # what is held waits for this commit
+
+    def _isolate_suspects(self, batch: Batch) -> tuple[Batch, Batch]:
+        """(what to process now, what to hold). Kafka refuses a whole request when one of its
+        messages is bad, so every input with an output in it is only a suspect: each suspect is
+        processed alone, in a transaction of its own, to tell the bad one from the others."""
+        suspects = {origin for origin, failure in self._failures.items() if failure.attempt == 1}
+        if not suspects:
+            return batch, {}
+        now: Batch = {}
+        later: Batch = {}
+        for part, records in batch.items():
+            cut = next((i for i, r in enumerate(records) if r.coordinates in suspects), len(records))
+            if cut:
+                now[part] = records[:cut]
+            if cut < len(records):
+                later[part] = records[cut:]
+        if now:
+            return now, later  # the innocent first, then the suspects one by one
+        part, records = next(iter(later.items()))
+        alone = {part: records[:1]}
+        rest = {p: (r[1:] if p == part else r) for p, r in later.items()}
+        return alone, {p: r for p, r in rest.items() if r}
 
     def _write(self, txn: _Transaction, result: BatchResult) -> None:
         """Produce a result into the open transaction and take its state into memory at once, so the
@@ -621,7 +762,8 @@ class TransactionalProcessor(ABC):
         if txn is None:
             return False
         return (
-            bool(txn.failed)
+            txn.urgent
+            or bool(txn.failed)
             or txn.messages >= self.max_batch * _BATCHES_PER_TRANSACTION
             or time.monotonic() - txn.started >= self.config.commit_interval_ms / 1000
         )
@@ -641,14 +783,16 @@ class TransactionalProcessor(ABC):
                 ]
                 # The group's generation and member id go with the offsets: a worker that lost these
                 # partitions in a rebalance is refused here, whatever it wrote before (KIP-447).
-                producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-            producer.commit_transaction(60)
+                metadata = consumer.consumer_group_metadata()
+                _retrying(lambda: producer.send_offsets_to_transaction(offsets, metadata, 30))
+            _retrying(lambda: producer.commit_transaction(60))
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if error.fatal():
                 if error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
                     raise ProcessorError(
-                        f"transactional id {self.transactional_id} was taken over by a newer instance"
+                        f"transactional id {self.transactional_id} was fenced: a newer instance took it "
+                        "over, or Kafka aborted a transaction open longer than the transaction timeout"
                     ) from exc
                 raise ProcessorError(f"producer: {error}") from exc
             self._abandon(error, restore=restore)
@@ -658,6 +802,7 @@ class TransactionalProcessor(ABC):
             return False
         self._txn = None
         self._aborts_in_a_row = 0
+        self._committed_since_offer = True
         self._committed_at.update(txn.offsets)
         self._failures = {
             origin: failure
@@ -702,10 +847,15 @@ class TransactionalProcessor(ABC):
         marked, so that the redo rejects them instead; anything else is retried after a backoff."""
         txn = self._txn
         self._txn = None
+        self._held = {}  # read again from the committed positions
         consumer, producer = self._clients()
-        with contextlib.suppress(KafkaException):
-            producer.abort_transaction(30)
+        try:
+            _retrying(lambda: producer.abort_transaction(30))
+        except KafkaException as exc:
+            raise ProcessorError(f"producer: cannot abort the transaction: {exc.args[0]}") from exc
         self.stats.aborts += 1
+        self._topic_limits.clear()  # a topic may take less than it did
+        self.on_abort()
         failed = txn.failed if txn is not None else {}
         for origin, reason in failed.items():
             previous = self._failures.get(origin)
@@ -721,18 +871,44 @@ class TransactionalProcessor(ABC):
             failed_inputs=len(failed),
             aborts_in_a_row=self._aborts_in_a_row,
         )
+        if failed or error.code() in _UNSETTLED:
+            # After Kafka refused part of a request the idempotent producer's sequence numbers for
+            # those partitions may not recover in place: start afresh under the same id.
+            producer.close()
+            self._producer = self._new_producer()
         if not restore:
             return
         partitions = set(self.partitions)
         self.forget(partitions)
         self._restore(partitions)
         for part, position in self._committed_at.items():
-            with contextlib.suppress(KafkaException):
+            try:
                 consumer.seek(TopicPartition(part.topic, part.partition, position))
+            except KafkaException as exc:
+                log.warning("rewind_failed", topic=part.topic, partition=part.partition, error=str(exc))
         if self._aborts_in_a_row >= self.config.stalled_after:
             self.health.update("stalled", detail=str(error))
         if not isolated:  # back off before reading the inputs again
             time.sleep(min(5.0, 0.1 * 2 ** min(self._aborts_in_a_row, 6)))
+
+    def topic_limit(self, topic: str) -> int:
+        """The largest message ``topic`` takes: the producer's limit, or the topic's own
+        ``max.message.bytes`` when smaller (read once per topic; a refused message reads it again)."""
+        limit = self._topic_limits.get(topic)
+        if limit is None:
+            limit = self.config.max_message_bytes
+            if self._admin is None:  # one, kept: destroying clients with replies pending is unsafe
+                self._admin = AdminClient(self._connection())
+            admin = self._admin
+            try:
+                (future,) = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)]).values()
+                entry = future.result(timeout=10).get("max.message.bytes")
+                if entry is not None and entry.value is not None:
+                    limit = min(limit, int(entry.value))
+            except (KafkaException, ValueError, TimeoutError) as exc:
+                log.warning("topic_limit_unknown", topic=topic, error=str(exc))
+            self._topic_limits[topic] = limit
+        return limit
 
     # -- health ----------------------------------------------------------------------------------
 
@@ -759,6 +935,21 @@ class TransactionalProcessor(ABC):
                 if high >= 0 and tp.offset >= 0:
                     lags[f"{tp.topic}[{tp.partition}]"] = max(0, high - tp.offset)
         return lags
+
+
+def _retrying(call: Callable[[], None], attempts: int = 10) -> None:
+    """A transactional call, repeated while librdkafka says it may be (a timed-out commit is still
+    in progress and must be called again, never aborted)."""
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if not error.retriable() or attempt == attempts - 1:
+                raise
+            log.warning("transaction_call_retried", error=str(error), attempt=attempt + 1)
+            time.sleep(min(2.0, 0.1 * 2**attempt))
 
 
 class _Produced(Exception):

@@ -12,6 +12,8 @@ ACCEPTED_EVENTS = "lintas.hub.accepted"
 ROUTER_STATE = "lintas.router.state"
 #: The projections' case states and the alerts already sent, compacted, co-partitioned.
 PROJECTION_STATE = "lintas.projections.state"
+#: Claims of event ids by cases (key: event id, value: case id); the first claim of an id wins.
+ROUTER_IDS = "lintas.router.ids"
 #: Topics whose latest value per key is all that matters.
 COMPACTED = frozenset({ROUTER_STATE, PROJECTION_STATE})
 #: National events topics, for subscription by pattern.
@@ -52,4 +54,4 @@ def country_topics(country: str) -> list[str]:
 
 def all_topics(countries: Iterable[str]) -> list[str]:
     names = [name for country in countries for name in country_topics(country)]
-    return [*names, DEADLETTER, REGIONAL_STATS, ROUTER_STATE, ACCEPTED_EVENTS, PROJECTION_STATE]
+    return [*names, DEADLETTER, REGIONAL_STATS, ROUTER_STATE, ROUTER_IDS, ACCEPTED_EVENTS, PROJECTION_STATE]

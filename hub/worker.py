@@ -7,26 +7,38 @@ count differs from the changelog's), so a case's state is always where its event
 
 from __future__ import annotations
 
+import os
 from collections import ChainMap
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import structlog
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from hub.contract import ReceiptStatus
-from hub.limits import OUTPUT_MAX_BYTES, fit_dead_letter, fits
-from hub.processor import Batch, BatchResult, Coordinates, Failure, StateWrite, TransactionalProcessor
+from hub.identity import Identities, IdIndex, case_digest
+from hub.limits import fit_dead_letter, fits
+from hub.processor import (
+    Batch,
+    BatchResult,
+    Coordinates,
+    Failure,
+    ProcessorError,
+    StateWrite,
+    TransactionalProcessor,
+)
 from hub.routing import (
     CaseRoute,
     Decision,
     Incoming,
+    Outgoing,
     Reason,
     Router,
     country_of_topic,
     decode_route,
     encode_route,
 )
-from hub.topics import DEADLETTER, NRM_EVENTS_PATTERN, ROUTER_STATE
+from hub.topics import DEADLETTER, NRM_EVENTS_PATTERN, ROUTER_IDS, ROUTER_STATE
 
 log = structlog.get_logger("lintas.router")
 
@@ -39,22 +51,83 @@ class RouterWorker(TransactionalProcessor):
     def __init__(self, bootstrap: str, router: Router, *, group_id: str = GROUP_ID, **options: Any) -> None:
         super().__init__(bootstrap, group_id=group_id, pattern=NRM_EVENTS_PATTERN, **options)
         self.router = router
-        self.limit = min(OUTPUT_MAX_BYTES, self.config.max_message_bytes)
         self.states: dict[str, CaseRoute] = {}
         self.state_partition: dict[str, int] = {}
+        self.identities = Identities(router.codec)
+        self.index = IdIndex()
+        #: Ids claimed by this worker whose claim it has not read back yet.
+        self._claiming: set[str] = set()
+        self._ids: Consumer | None = None
 
     def apply(self, write: StateWrite) -> None:
         if write.value is None:
             self.states.pop(write.key, None)
             self.state_partition.pop(write.key, None)
         else:
-            self.states[write.key] = decode_route(write.value)
+            decoded = write.decoded
+            self.states[write.key] = decoded if isinstance(decoded, CaseRoute) else decode_route(write.value)
             self.state_partition[write.key] = write.partition
 
     def forget(self, partitions: set[int]) -> None:
         for case_id in [c for c, p in self.state_partition.items() if p in partitions]:
             self.states.pop(case_id, None)
             self.state_partition.pop(case_id, None)
+
+    # -- event ids: claimed on lintas.router.ids, read back by every worker (hub/identity.py) ----------
+
+    def on_start(self) -> None:
+        consumer = Consumer(
+            self._connection(
+                **{
+                    "group.id": f"lintas-ids-{os.getpid()}",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": True,
+                    "fetch.wait.max.ms": 10,
+                }
+            )
+        )
+        topic = consumer.list_topics(ROUTER_IDS, timeout=10).topics.get(ROUTER_IDS)
+        if topic is None or topic.error is not None or not topic.partitions:
+            consumer.close()
+            raise ProcessorError(f"claims topic {ROUTER_IDS} does not exist (run lintas topics init)")
+        consumer.assign([TopicPartition(ROUTER_IDS, p, OFFSET_BEGINNING) for p in topic.partitions])
+        self._ids = consumer
+        # Every claim made so far, before the first event is routed; then the rest as they come.
+        pending = set(topic.partitions)
+        while pending:
+            for message in consumer.consume(num_messages=10_000, timeout=1.0):
+                self._take_claim(message, pending)
+        log.info("event_ids_loaded", ids=len(self.index))
+
+    def refresh(self) -> bool:
+        grew = False
+        if self._ids is not None:
+            for message in self._ids.consume(num_messages=10_000, timeout=0):
+                grew = self._take_claim(message, set()) or grew
+        return grew
+
+    def _take_claim(self, message: Message, pending: set[int]) -> bool:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                raise ProcessorError(f"reading {ROUTER_IDS}: {error}")
+            pending.discard(cast(int, message.partition()))
+            return False
+        key, value = message.key(), message.value()
+        if key is None or value is None:
+            return False
+        event_id = key.decode()
+        self._claiming.discard(event_id)
+        return self.index.add(event_id, value.decode())
+
+    def on_abort(self) -> None:
+        self._claiming.clear()  # those claims were aborted with the transaction
+
+    def on_stop(self) -> None:
+        if self._ids is not None:
+            self._ids.close()
+            self._ids = None
 
     def process(self, batch: Batch, failed: Mapping[Coordinates, Failure]) -> BatchResult:
         result = BatchResult()
@@ -63,7 +136,24 @@ class RouterWorker(TransactionalProcessor):
         view = ChainMap(overlay, self.states)
         for part, records in batch.items():
             country = country_of_topic(part.topic)
+            held_from: int | None = None
             for record in records:
+                identity = self.identities.of(record.value or b"")
+                owner = None
+                if identity is not None:
+                    event_id, case_id = identity
+                    owner = self.index.owner(event_id)
+                    if owner is None:
+                        # New id: claim it, and hold this record (and all behind it in the partition)
+                        # until the claim is read back; the first claim of an id wins.
+                        if event_id not in self._claiming:
+                            self._claiming.add(event_id)
+                            claim = Outgoing(ROUTER_IDS, event_id.encode(), case_id.encode())
+                            result.emit([claim], record.coordinates)
+                        held_from = record.offset if held_from is None else held_from
+                        continue
+                if held_from is not None:
+                    continue
                 message = Incoming(
                     country=country,
                     topic=part.topic,
@@ -74,10 +164,17 @@ class RouterWorker(TransactionalProcessor):
                     headers=tuple(record.headers),
                 )
                 failure = failed.get(record.coordinates)
-                if failure is None:
-                    decision = self._fitted(message, self.router.route(message, view))
-                else:
+                if failure is not None and failure.attempt > 1:  # at 1 it is only a suspect
                     decision = self._refused(message, failure)
+                elif identity is not None and owner != case_digest(identity[1]):
+                    decision = self.router.reject(
+                        message,
+                        Reason.CONFLICT,
+                        f"envelope.event_id: {identity[0]} was first submitted in another case; "
+                        "an event id is unique across the hub",
+                    )
+                else:
+                    decision = self._fitted(message, self.router.route(message, view))
                 result.outcomes[decision.status.value] += 1
                 if decision.status is ReceiptStatus.Rejected:
                     log.info(
@@ -92,47 +189,63 @@ class RouterWorker(TransactionalProcessor):
                     overlay[decision.case_id] = decision.state
                     partition_of[decision.case_id] = part.partition
                 result.emit(decision.outputs, record.coordinates)
+            if held_from is not None:
+                result.held[part] = held_from
         result.state = [
-            StateWrite(case_id, encode_route(state), partition_of[case_id])
+            StateWrite(case_id, encode_route(state), partition_of[case_id], state)
             for case_id, state in overlay.items()
         ]
         return result
 
     def _fitted(self, message: Incoming, decision: Decision) -> Decision:
-        """The decision, or its rejection as too large when an output would not fit; dead letters
-        are cut to fit."""
-        if all(fits(out, self.limit) for out in decision.outputs):
+        """The decision, or its rejection as too large when an output would not fit its topic (the
+        hub's limit, or the topic's own when smaller); dead letters are cut to fit."""
+        limits = [self.topic_limit(out.topic) for out in decision.outputs]
+        if all(fits(out, limit) for out, limit in zip(decision.outputs, limits, strict=True)):
             return decision
-        if any(out.topic != DEADLETTER and not fits(out, self.limit) for out in decision.outputs):
+        refused = [
+            (out.topic, limit)
+            for out, limit in zip(decision.outputs, limits, strict=True)
+            if out.topic != DEADLETTER and not fits(out, limit)
+        ]
+        if refused:
+            topic, limit = refused[0]
             decision = self.router.reject(
                 message,
                 Reason.TOO_LARGE,
-                f"<message>: {len(message.value)} bytes with {len(message.headers)} headers; its routed "
-                f"copy would exceed the hub's limit of {self.limit} bytes",
+                f"<message>: {len(message.value)} bytes with {len(message.headers)} headers; its copy "
+                f"for {topic} would exceed the {limit} bytes that topic takes",
             )
-        outputs = tuple(
-            fit_dead_letter(out, self.limit) if out.topic == DEADLETTER else out for out in decision.outputs
-        )
-        return Decision(
-            decision.status,
-            decision.reason,
-            decision.message,
-            outputs,
-            case_id=decision.case_id,
-            state=decision.state,
-        )
+        return _with_dead_letters_fitted(decision, self.topic_limit(DEADLETTER))
 
     def _refused(self, message: Incoming, failure: Failure) -> Decision:
-        """What an input gets whose outputs Kafka refused for good: a rejection, never its routing."""
+        """What an input gets whose outputs Kafka refused for good: a rejection, never its routing.
+        Refused again, it gets a dead letter only, a reference to the source topic and offset."""
         text = f"<output>: Kafka refused an output of this event for good ({failure.error})"
-        decision = self.router.reject(message, Reason.OUTPUT_FAILED, text)
-        limit = self.limit if failure.attempt == 1 else 4096  # then the dead letter is only a reference
-        return Decision(
-            decision.status,
-            decision.reason,
-            decision.message,
-            tuple(
-                fit_dead_letter(out, limit) if out.topic == DEADLETTER else out for out in decision.outputs
-            ),
-            case_id=decision.case_id,
+        decision = _with_dead_letters_fitted(
+            self.router.reject(message, Reason.OUTPUT_FAILED, text), self.topic_limit(DEADLETTER)
         )
+        if failure.attempt == 2:
+            return decision
+        reference = [
+            Outgoing(
+                DEADLETTER, f"{message.topic}/{message.partition}/{message.offset}".encode(), b"", out.headers
+            )
+            for out in decision.outputs
+            if out.topic == DEADLETTER
+        ]
+        return Decision(decision.status, decision.reason, decision.message, tuple(reference))
+
+
+def _with_dead_letters_fitted(decision: Decision, limit: int) -> Decision:
+    outputs = tuple(
+        fit_dead_letter(out, limit) if out.topic == DEADLETTER else out for out in decision.outputs
+    )
+    return Decision(
+        decision.status,
+        decision.reason,
+        decision.message,
+        outputs,
+        case_id=decision.case_id,
+        state=decision.state,
+    )

@@ -1,7 +1,8 @@
-"""No poison pill, on a real broker: a rejected message whose dead letter would exceed the hub's
-message size limit, and an output that Kafka refuses for good (a partner's inbox that takes no message
-that large), in the middle of a stream. The events behind them are routed; the bad ones get their
-receipt and a dead letter that fits; the worker stays healthy.
+"""No poison pill, on a real broker: in the middle of a stream, a rejected message whose dead letter
+would exceed the hub's message size limit, events too large for a partner's inbox (a topic that takes
+less than the hub's limit), and a receipt that Kafka refuses for good (keyless, on a compacted topic).
+The events behind them are routed; the bad ones get their receipt (when one can be written) and a dead
+letter that fits; the worker stays healthy.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hub.kafka import ensure_topics, producer, read_all
 from hub.limits import OUTPUT_MAX_BYTES
 from hub.routing import Reason
 from hub.synthetic import synthetic_stream
-from hub.topics import DEADLETTER, all_topics, focal_inbox, nrm_events
+from hub.topics import DEADLETTER, all_topics, focal_inbox, nrm_events, nrm_receipts
 from hub.worker import GROUP_ID
 from tests.workers import Worker, receipts_so_far, stop_all
 
@@ -43,7 +44,9 @@ async def _create(bootstrap: str, topics: dict[str, dict[str, str]]) -> None:
         await admin.close()
 
 
-async def _publish(bootstrap: str, messages: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]) -> None:
+async def _publish(
+    bootstrap: str, messages: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]
+) -> None:
     kafka_producer = producer(bootstrap, max_request_size=2_000_000)
     await kafka_producer.start()
     try:
@@ -69,6 +72,8 @@ def test_an_oversized_dead_letter_and_a_refused_output_block_nothing(own_broker:
             {
                 nrm_events("TH"): {"max.message.bytes": "1048588"},
                 focal_inbox("MM"): {"max.message.bytes": "300"},
+                # Misconfigured: a compacted topic refuses messages without a key (INVALID_RECORD).
+                nrm_receipts("TH"): {"cleanup.policy": "compact"},
             },
         )
     )
@@ -88,6 +93,8 @@ def test_an_oversized_dead_letter_and_a_refused_output_block_nothing(own_broker:
         )
         if index == len(openings) // 2:
             messages.append((nrm_events("TH"), giant_key, giant, [("origin", b"x" * 20_000)]))
+        if index == len(openings) // 3:
+            messages.append((nrm_events("TH"), None, b"no key, no event", []))
     to_mm = {str(e.envelope.event_id) for e in openings if e.envelope.destination_country.value == "MM"}
     assert to_mm
     assert len(to_mm) < len(openings)
@@ -104,7 +111,11 @@ def test_an_oversized_dead_letter_and_a_refused_output_block_nothing(own_broker:
     try:
         asyncio.run(_publish(own_broker, messages))
         deadline = time.monotonic() + 180
-        while len(receipts_so_far(own_broker, codec, sources)) < len(messages):
+        # Every input but the keyless one gets a receipt; that one a dead letter only.
+        while (
+            len(receipts_so_far(own_broker, codec, sources)) < len(messages) - 1
+            or len(asyncio.run(read_all(own_broker, [DEADLETTER], within=60))) < len(to_mm) + 2
+        ):
             assert worker.alive(), worker.logs()
             assert time.monotonic() < deadline, worker.logs()
             time.sleep(0.5)
@@ -118,14 +129,14 @@ def test_an_oversized_dead_letter_and_a_refused_output_block_nothing(own_broker:
 
     receipts = [r for _, r in receipts_so_far(own_broker, codec, sources)]
     coordinates = Counter((r.source_topic, r.source_partition, r.source_offset) for r in receipts)
-    assert len(coordinates) == len(messages), "every input has a receipt"
+    assert len(coordinates) == len(messages) - 1, "every input has a receipt but the one Kafka refuses"
     assert max(coordinates.values()) == 1, "and only one"
 
     by_event = {str(r.event_id): r for r in receipts if r.event_id is not None}
     for event_id in to_mm:
         assert by_event[event_id].status == ReceiptStatus.Rejected
-        assert by_event[event_id].reason_code == Reason.OUTPUT_FAILED
-        assert "MSG_SIZE_TOO_LARGE" in by_event[event_id].message
+        assert by_event[event_id].reason_code == Reason.TOO_LARGE
+        assert "lintas.focal.mm.inbox" in by_event[event_id].message
     routed = {i for i, r in by_event.items() if r.status == ReceiptStatus.Accepted}
     assert routed == {str(e.envelope.event_id) for e in openings} - to_mm, "every other event is routed"
 
@@ -138,7 +149,11 @@ def test_an_oversized_dead_letter_and_a_refused_output_block_nothing(own_broker:
     assert giant_receipt.status == ReceiptStatus.Rejected
     assert giant_receipt.reason_code == Reason.UNDECODABLE
     dead = asyncio.run(read_all(own_broker, [DEADLETTER], within=120))
-    assert len(dead) == len(to_mm) + 1
+    assert len(dead) == len(to_mm) + 2
+    (keyless,) = [d for d in dead if header_map(d.headers)["lintas_error_code"] == b"output_failed"]
+    assert keyless.key is not None
+    assert keyless.key.startswith(b"lintas.nrm.th.events/"), "a reference to the refused input"
+    assert b"INVALID" in header_map(keyless.headers)["lintas_error"]
     (giant_dead,) = [d for d in dead if d.key == giant_key]
     headers = header_map(giant_dead.headers)
     assert headers["lintas_truncated"] == b"1"
@@ -149,5 +164,7 @@ def test_an_oversized_dead_letter_and_a_refused_output_block_nothing(own_broker:
     assert 0 < len(giant_dead.value) < len(giant)
     assert len(giant_dead.value) + sum(len(k) + len(v) for k, v in giant_dead.headers) <= OUTPUT_MAX_BYTES
     assert all(
-        header_map(d.headers)["lintas_error_code"] == b"output_failed" for d in dead if d.key != giant_key
+        header_map(d.headers)["lintas_error_code"] == b"too_large"
+        for d in dead
+        if d.key not in (giant_key, keyless.key)
     )

@@ -26,16 +26,17 @@ STEP = 60.0
 
 
 def identified(source: str, destination: str, case_id: str, **changes: Any) -> VictimIdentified:
-    record = fisherman(
-        envelope__event_id=str(uuid.uuid4()),
-        envelope__case_id=case_id,
-        envelope__source_country=source,
-        envelope__source_agency=f"{source}-NRM",
-        envelope__destination_country=destination,
-        nationality=destination,
-        methods_of_control=["DebtBondage", "WithholdsDocuments"],
-        **{"consent_scope": ["CaseCore", "AssistanceNeeds", "PersonalIdentity", "Legal"], **changes},
-    )
+    fields: dict[str, Any] = {
+        "envelope__event_id": str(uuid.uuid4()),
+        "envelope__case_id": case_id,
+        "envelope__source_country": source,
+        "envelope__source_agency": f"{source}-NRM",
+        "envelope__destination_country": destination,
+        "nationality": destination,
+        "methods_of_control": ["DebtBondage", "WithholdsDocuments"],
+        "consent_scope": ["CaseCore", "AssistanceNeeds", "PersonalIdentity", "Legal"],
+    }
+    record = fisherman(**{**fields, **changes})
     event = parse_event(record, now=NOW)
     assert isinstance(event, VictimIdentified)
     return event
@@ -110,3 +111,67 @@ def test_three_countries_reach_the_right_inboxes_minimised_with_receipts(
         :1
     ] or ("methods_of_control" in by_case[malaysian.envelope.case_id].withheld)
     assert set(by_case[chinese.envelope.case_id].withheld) >= {"personal", "needs"}
+
+
+def test_an_event_id_belongs_to_the_first_case_that_used_it_across_partitions_and_restarts(
+    kafka_bootstrap: str,
+) -> None:
+    codec = Codec(clock=lambda: NOW)
+    tag = uuid.uuid4().hex[:8].upper()
+    first = identified("TH", "MM", f"TH-{tag}-A")
+    event_id = str(first.envelope.event_id)
+    # Cases whose keys land in other partitions than the first: the check is not per partition.
+    others = [
+        identified("TH", "MM", f"TH-{tag}-{n}", envelope__event_id=event_id) for n in ("B", "C", "D", "E")
+    ]
+    resubmitted = first
+    group = f"test-router-ids-{tag}"
+
+    async def route(events: list[VictimIdentified], instance: str) -> None:
+        await ensure_topics(kafka_bootstrap, all_topics(["TH", "MM"]), partitions=6)
+        stop, started = asyncio.Event(), asyncio.Event()
+        worker = RouterWorker(
+            kafka_bootstrap,
+            Router(codec=codec, agreements=load_agreements()),
+            group_id=group,
+            instance=instance,
+            auto_offset_reset="latest",
+        )
+        task = asyncio.create_task(worker.run(stop, started))
+        await asyncio.wait_for(started.wait(), STEP)
+        kafka_producer = producer(kafka_bootstrap)
+        await kafka_producer.start()
+        try:
+            for event in events:  # one at a time: each is routed before the next is sent
+                before = sum(worker.stats.outcomes.values())
+                await publish_events(kafka_producer, codec, [event])
+                deadline = asyncio.get_running_loop().time() + STEP
+                while sum(worker.stats.outcomes.values()) <= before:
+                    assert asyncio.get_running_loop().time() < deadline, worker.stats
+                    await asyncio.sleep(0.05)
+        finally:
+            await kafka_producer.stop()
+            stop.set()
+            await asyncio.wait_for(task, STEP)
+
+    asyncio.run(route([first, others[0], resubmitted, others[1]], "a"))
+    asyncio.run(route([others[2], resubmitted, others[3]], "b"))  # a new worker knows the ids too
+
+    receipts = asyncio.run(read_all(kafka_bootstrap, [nrm_receipts("TH")]))
+    mine = [codec.decode_receipt(r.value) for r in receipts if tag.encode() in (r.key or b"")]
+    by_case: dict[str, list[Any]] = {}
+    for receipt in mine:
+        by_case.setdefault(receipt.case_id, []).append(receipt)
+    assert [r.status for r in by_case[first.envelope.case_id]] == [
+        ReceiptStatus.Accepted,
+        ReceiptStatus.Duplicate,
+        ReceiptStatus.Duplicate,
+    ]
+    for other in others:
+        (receipt,) = by_case[other.envelope.case_id]
+        assert receipt.status == ReceiptStatus.Rejected
+        assert receipt.reason_code == "conflict"
+        assert "envelope.event_id" in receipt.message
+    inbox = asyncio.run(read_all(kafka_bootstrap, [focal_inbox("MM")]))
+    delivered = [r for r in inbox if tag.encode() in r.key]
+    assert [r.key.decode() for r in delivered] == [first.envelope.case_id], "only the first is routed"

@@ -74,7 +74,10 @@ class AlertWorker(TransactionalProcessor):
             self.cases.pop(case_id, None)
             self.partition_of.pop(case_id, None)
         else:
-            self.cases[case_id] = CaseState.from_json(write.value)
+            decoded = write.decoded
+            self.cases[case_id] = (
+                decoded if isinstance(decoded, CaseState) else CaseState.from_json(write.value)
+            )
             self.partition_of[case_id] = write.partition
 
     def forget(self, partitions: set[int]) -> None:
@@ -103,7 +106,7 @@ class AlertWorker(TransactionalProcessor):
                     overlay[case_id] = state
                     partition_of[case_id] = tp.partition
         result.state = [
-            StateWrite(f"{_CASE}{case_id}", state.to_json(), partition_of[case_id])
+            StateWrite(f"{_CASE}{case_id}", state.to_json(), partition_of[case_id], state)
             for case_id, state in overlay.items()
         ]
         return result
