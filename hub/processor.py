@@ -385,7 +385,7 @@ class TransactionalProcessor(ABC):
                 self._flush(restore=False)
         if self._consumer is not None:
             with contextlib.suppress(KafkaException, RuntimeError):
-                self._consumer.close()  # revokes: no transaction is open between batches
+                self._consumer.close()  # leaves the group; what was open is committed above
             self._consumer = None
         if self._producer is not None:
             with contextlib.suppress(KafkaException):
