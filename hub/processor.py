@@ -630,7 +630,7 @@ class TransactionalProcessor(ABC):
     def step(self, timeout: float = 0.2) -> int:
         """Read and process one batch into the open transaction, and commit it when it is due;
         returns the number of messages read."""
-        consumer, producer = self._clients()
+        consumer, _ = self._clients()
         # Held records are offered again after each commit (it may be what they waited for) and
         # whenever the subclass says what they wait for has come.
         offer_held = self.refresh() or self._committed_since_offer
@@ -665,7 +665,8 @@ class TransactionalProcessor(ABC):
             self._add(batch)
         elif batch:
             self._held = batch
-        producer.poll(0)  # delivery reports: a refused output ends the transaction early
+        # Fetched again: an abort above may have replaced the producer.
+        self._clients()[1].poll(0)  # delivery reports: a refused output ends the transaction early
         if self._due():
             self._flush()
         return read
