@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from hub.codec import Codec
 from hub.kafka import read_all
@@ -115,8 +115,16 @@ def committed_total(bootstrap: str, group: str, partitions: Sequence[TopicPartit
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed"}
     )
+    deadline = time.monotonic() + 60
     try:
-        committed = consumer.committed(list(partitions), timeout=30)
+        while True:
+            try:
+                committed = consumer.committed(list(partitions), timeout=30)
+                break
+            except KafkaException:  # a fresh broker's group coordinator may still be loading
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
     return sum(max(0, tp.offset) for tp in committed)
