@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -30,52 +27,14 @@ from hub.headers import envelope_headers, header_map
 from hub.kafka import ensure_topics, producer, read_all
 from hub.routing import Reason
 from hub.synthetic import synthetic_stream
-from hub.topics import DEADLETTER, all_topics, focal_inbox, nrm_events, nrm_receipts
+from hub.topics import DEADLETTER, all_topics, focal_inbox, nrm_events
+from tests.workers import Worker, receipts_so_far
 
 pytestmark = pytest.mark.kafka
 
 COUNTRIES = ["TH", "MM", "LA", "KH", "VN", "CN", "MY", "ID", "PH", "JP", "SG"]
 PARTITIONS = 6
 STREAM = 20_000
-
-
-class Worker:
-    """``lintas worker`` as a child process, as an operator would run it."""
-
-    def __init__(self, bootstrap: str, log_dir: Path) -> None:
-        self.bootstrap = bootstrap
-        self.log_dir = log_dir
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        env = {
-            **os.environ,
-            "LINTAS_LOG_FORMAT": "json",
-            "LINTAS_TOPICS__PARTITIONS": str(PARTITIONS),
-            "LINTAS_TOPICS__COUNTRIES": "[" + ",".join(f'"{c}"' for c in COUNTRIES) + "]",
-        }
-        log = (self.log_dir / f"worker-{self.starts}.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "worker", "-b", self.bootstrap, "--instance", "t"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        self.process.wait(timeout=60)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def logs(self) -> str:
-        return "\n".join(
-            path.read_text(errors="replace")[-3000:] for path in sorted(self.log_dir.glob("*.log"))
-        )
 
 
 def make_stream(count: int) -> list[Event]:
@@ -97,11 +56,6 @@ async def publish(bootstrap: str, messages: list[tuple[str, bytes | None, bytes,
         await asyncio.wait_for(asyncio.gather(*sends), 120)
     finally:
         await kafka_producer.stop()
-
-
-def receipts_so_far(bootstrap: str, codec: Codec, countries: list[str]) -> list[Any]:
-    records = asyncio.run(read_all(bootstrap, [nrm_receipts(c) for c in countries], within=120))
-    return [(record, codec.decode_receipt(record.value)) for record in records]
 
 
 def wait_for_receipts(
@@ -149,7 +103,7 @@ def test_restarts_lose_nothing_and_duplicate_nothing(
             ],
         )
     )
-    worker = Worker(own_broker, tmp_path)
+    worker = Worker(own_broker, tmp_path, countries=COUNTRIES, partitions=PARTITIONS)
     worker.start()
     try:
         for share in (0.2, 0.4, 0.6):
@@ -233,7 +187,7 @@ def test_garbage_never_stops_the_worker_and_lands_in_the_dead_letters(
             for value, _ in bad:
                 messages.append((nrm_events("TH"), b"TH-BAD", value, [("origin", b"fuzz")]))
     sources = sorted({topic.split(".")[2].upper() for topic, *_ in messages})
-    worker = Worker(own_broker, tmp_path)
+    worker = Worker(own_broker, tmp_path, countries=COUNTRIES, partitions=PARTITIONS)
     worker.start()
     try:
         asyncio.run(publish(own_broker, messages))
