@@ -23,6 +23,8 @@ from hub.codegen import CONTRACT_MODULE, generate
 from hub.codes import labels_for
 from hub.compatibility import check_contract
 from hub.contract import CountryCode, ReceiptStatus
+from hub.crypto.keystore import KeyStore, open_key_store
+from hub.crypto.signing import load_key_directory
 from hub.errors import LintasError
 from hub.kafka import client_options, ensure_topics, producer, publish_events, read_all
 from hub.logging import configure_logging
@@ -31,7 +33,12 @@ from hub.routing import Router
 from hub.schema_registry import default_contract
 from hub.settings import Settings
 from hub.synthetic import causal_rounds, synthetic_stream
-from hub.topics import REGIONAL_STATS, all_topics, focal_inbox, nrm_events, nrm_receipts
+from hub.topics import ACCEPTED_EVENTS, REGIONAL_STATS, all_topics, focal_inbox, nrm_events, nrm_receipts
+from hub.wire.codec import Wire
+from hub.wire.evidence import LoggedEvent, Verdict, export_case, verify_evidence
+from hub.wire.national import NationalSystems, hub_signer, key_directory
+from hub.wire.retention import expired_cases
+from hub.wire.schemas import WIRE_VERSION, write_section_files
 from hub.worker import GROUP_ID as ROUTER_GROUP
 from hub.worker import RouterWorker
 from projections.agenda.build import build_agenda
@@ -47,6 +54,10 @@ app = typer.Typer(help="Lintas: transnational referral message hub.", no_args_is
 schemas_app = typer.Typer(help="The Avro contract in schemas/avro.", no_args_is_help=True)
 broker_app = typer.Typer(help="The embedded single-node Apache Kafka.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+evidence_app = typer.Typer(help="Signed evidence of who sent what, when.", no_args_is_help=True)
+keys_app = typer.Typer(help="The cases' data keys (crypto-shredding).", no_args_is_help=True)
+app.add_typer(evidence_app, name="evidence")
+app.add_typer(keys_app, name="keys")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
@@ -112,8 +123,12 @@ def schemas_check() -> None:
 @schemas_app.command("codegen")
 def schemas_codegen() -> None:
     """Regenerate hub/contract.py from the newest schema version."""
-    CONTRACT_MODULE.write_text(generate(default_contract().latest), encoding="utf-8")
+    latest = default_contract().latest
+    CONTRACT_MODULE.write_text(generate(latest), encoding="utf-8")
     typer.echo(f"wrote {CONTRACT_MODULE}")
+    if latest.version >= WIRE_VERSION:
+        written = write_section_files(latest)
+        typer.echo(f"wrote {len(written)} section schemas to {latest.directory / 'sections'}")
 
 
 @schemas_app.command("list")
@@ -191,9 +206,35 @@ def topics_init(
 
 
 def make_router(settings: Settings, codec: Codec | None = None) -> Router:
+    """The v2 router: verifies signatures against the directory of public keys, signs its receipts
+    with the hub's key, converts v1 events of the countries the directory lets it sign for."""
     agreements = load_agreements(settings.agreements_path)
-    load_directory(settings.directory_path, agreements=agreements)  # fail early on a broken one
-    return Router(codec=codec or Codec(), agreements=agreements)
+    directory = load_directory(settings.directory_path, agreements=agreements)
+    codec = codec or Codec()
+    wire = Wire(codec, directory=key_directory(settings), keys=open_keys(settings))
+    signs_for = frozenset(
+        entry.country.value for entry in directory.countries if getattr(entry, "hub_signs_v1", False)
+    )
+    return Router(
+        codec=codec,
+        agreements=agreements,
+        wire=wire,
+        hub_signer=hub_signer(settings),
+        hub_signs_for=signs_for,
+    )
+
+
+def open_keys(settings: Settings) -> KeyStore:
+    """The key store of the cases' data keys (created on first use)."""
+    store = settings.keys.store
+    if "://" not in store:
+        Path(store).parent.mkdir(parents=True, exist_ok=True)
+    return open_key_store(store)
+
+
+def national_systems(settings: Settings, codec: Codec | None = None) -> NationalSystems:
+    """Every demo country's national system (their published demo keys)."""
+    return NationalSystems(Wire(codec or Codec(), directory=key_directory(settings)), open_keys(settings))
 
 
 def _countries(settings: Settings) -> list[str]:
@@ -239,8 +280,13 @@ async def _run_worker(settings: Settings, bootstrap: str, instance: str, group: 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    router = make_router(settings)
     worker = RouterWorker(
-        bootstrap, make_router(settings), group_id=group, **_processor_options(settings, group, instance)
+        bootstrap,
+        router,
+        group_id=group,
+        keys=router.wire.keys if router.wire else None,
+        **_processor_options(settings, group, instance),
     )
     await worker.run(stop)
 
@@ -383,6 +429,107 @@ def case(
         )
 
 
+# -- evidence and keys ------------------------------------------------------------------------------
+
+
+@evidence_app.command("export")
+def evidence_export(
+    case_id: str,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The evidence file to write (JSON).")],
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Export a case's events as accepted, with their signatures and the keys that verify them."""
+    settings = Settings()
+    codec = Codec()
+    directory = key_directory(settings)
+    try:
+        bootstrap = _bootstrap(settings, bootstrap_servers)
+        records = asyncio.run(read_all(bootstrap, [ACCEPTED_EVENTS], **client_options(settings)))
+    except LintasError as exc:
+        raise _fail(exc) from exc
+    logged = [
+        LoggedEvent(r.topic, r.partition, r.offset, r.timestamp, r.value)
+        for r in records
+        if r.key == case_id.encode()
+    ]
+    document = export_case(
+        case_id, logged, Wire(codec, directory=directory), directory, now=datetime.now(UTC)
+    )
+    _write_text(out, json.dumps(document, indent=2) + "\n")
+    verdicts = verify_evidence(document, Wire(codec))
+    _print_verdicts(verdicts)
+    typer.echo(f"wrote {out}: {len(verdicts)} events of case {case_id}")
+    if not all(verdict.verified for verdict in verdicts):
+        raise typer.Exit(code=1)
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    path: Path,
+    keys: Annotated[
+        Path | None,
+        typer.Option(help="Verify against this directory of public keys instead of the file's own."),
+    ] = None,
+) -> None:
+    """Verify an evidence file offline: every event's signature and section digests."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        directory = load_key_directory(keys) if keys is not None else None
+        verdicts = verify_evidence(document, Wire(Codec()), directory=directory)
+    except (OSError, ValueError, LintasError) as exc:
+        raise _fail(exc) from exc
+    _print_verdicts(verdicts)
+    bad = [verdict for verdict in verdicts if not verdict.verified]
+    typer.echo(f"{len(verdicts) - len(bad)} of {len(verdicts)} events verified")
+    if bad:
+        raise typer.Exit(code=1)
+
+
+def _print_verdicts(verdicts: Sequence[Verdict]) -> None:
+    for verdict in verdicts:
+        mark = "ok " if verdict.verified else "BAD"
+        typer.echo(
+            f"{mark} {verdict.recorded_at} {verdict.event_type:<22} {verdict.event_id} "
+            f"from {verdict.source_country} signed {verdict.signer}/{verdict.key_id}: {verdict.detail}"
+        )
+
+
+@keys_app.command("readers")
+def keys_readers(case_id: str) -> None:
+    """The countries that may open a case's sealed data, or when its keys were destroyed."""
+    store = open_keys(Settings())
+    tombstone = store.destroyed(case_id)
+    if tombstone is not None:
+        typer.echo(f"{case_id}: keys destroyed {tombstone.destroyed_at.isoformat()} ({tombstone.reason})")
+        return
+    readers = sorted(store.readers(case_id))
+    typer.echo(f"{case_id}: " + (", ".join(readers) if readers else "no data key"))
+
+
+@keys_app.command("shred")
+def keys_shred(
+    case_id: str,
+    reason: Annotated[str, typer.Option(help="Why (kept with the tombstone).")] = "retention ended",
+) -> None:
+    """Destroy a case's data keys: every copy of its personal data in Kafka becomes unreadable."""
+    destroyed = open_keys(Settings()).destroy(case_id, reason=reason, at=datetime.now(UTC))
+    typer.echo(f"{case_id}: keys destroyed" if destroyed else f"{case_id}: nothing left to destroy")
+
+
+@keys_app.command("expire")
+def keys_expire(bootstrap_servers: BootstrapOption = None, as_of: AsOfOption = None) -> None:
+    """Destroy the keys of every case whose retention period under its agreement has ended."""
+    settings = Settings()
+    moment = _as_of(as_of) or datetime.now(UTC)
+    _, states = _replayed(settings, bootstrap_servers, None)
+    agreements = load_agreements(settings.agreements_path)
+    store = open_keys(settings)
+    expired = expired_cases(states.values(), agreements, moment)
+    for case_id in expired:
+        store.destroy(case_id, reason="retention ended", at=moment)
+    typer.echo(f"{len(expired)} cases past their retention period; their keys are destroyed")
+
+
 class AgendaFormat(StrEnum):
     markdown = "markdown"
     html = "html"
@@ -492,9 +639,12 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
     # The hub: one routing worker in this process, reading from now on (earlier runs' events on
     # this broker were routed then; their case state is restored from the changelog).
     stop, started = asyncio.Event(), asyncio.Event()
+    router = make_router(settings, codec)
+    systems = national_systems(settings, codec)
     router_worker = RouterWorker(
         bootstrap,
-        make_router(settings, codec),
+        router,
+        keys=systems.keys,
         group_id=f"lintas-demo-{run_tag.strip('-')}",
         client_options=options,
         auto_offset_reset="latest",
@@ -514,7 +664,7 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
     published = 0
     try:
         for round_events in causal_rounds(events):
-            published += await publish_events(kafka_producer, codec, round_events)
+            published += await publish_events(kafka_producer, systems, round_events)
             await routed(published)
         # What national systems get wrong: a resubmission, a corridor no agreement covers, and
         # bytes that are no event at all. Each gets a receipt saying so.
@@ -530,7 +680,7 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
                 )
             }
         )
-        published += await publish_events(kafka_producer, codec, [first, stray])
+        published += await publish_events(kafka_producer, systems, [first, stray])
         junk_key = f"TH-{run_tag}JUNK".encode()
         await kafka_producer.send_and_wait(nrm_events("TH"), b"not an event", key=junk_key)
         published += 1

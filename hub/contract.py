@@ -1,4 +1,4 @@
-"""The Lintas contract as pydantic models. GENERATED from schemas/avro/v1: do not edit.
+"""The Lintas contract as pydantic models. GENERATED from schemas/avro/v2: do not edit.
 
 Regenerate with ``lintas schemas codegen``; a test fails when this file and the schemas disagree.
 """
@@ -252,6 +252,9 @@ class EventType(StrEnum):
     CaseClosed = "CaseClosed"
     ConsentChanged = "ConsentChanged"
     Unknown = "Unknown"
+    TransitPartyChanged = "TransitPartyChanged"
+    EventCorrected = "EventCorrected"
+    EventRetracted = "EventRetracted"
 
 
 class ExploitationType(StrEnum):
@@ -428,6 +431,16 @@ class ReintegrationStatus(StrEnum):
     ReTrafficked = "ReTrafficked"
 
 
+class RetractionReason(StrEnum):
+    """Why a country retracts an event it sent."""
+
+    SentInError = "SentInError"
+    WrongCase = "WrongCase"
+    WrongPerson = "WrongPerson"
+    Duplicate = "Duplicate"
+    Other = "Other"
+
+
 class ServiceType(StrEnum):
     """Services requested from, or prepared by, the partner country."""
 
@@ -451,6 +464,13 @@ class TraffickingStatus(StrEnum):
 
     PossibleVictimOfTrafficking = "PossibleVictimOfTrafficking"
     ActualVictimOfTrafficking = "ActualVictimOfTrafficking"
+
+
+class TransitChange(StrEnum):
+    """Whether a transit country joins a case or leaves it."""
+
+    Added = "Added"
+    Removed = "Removed"
 
 
 class TravelMode(StrEnum):
@@ -505,7 +525,7 @@ class Envelope(ContractModel):
 
     event_id: UUID = Field(description="Unique id of this event, set by the publishing system; a resubmission keeps it.")
     event_type: EventType
-    schema_version: Int32 = Field(description="Version of the Lintas contract the writer used (the folder schemas/avro/v<N>).")
+    schema_version: Int32 = Field(description="Version of the Lintas contract the writer used (the folder schemas/avro/v<N>); 2 for the sectioned, sealed, signed wire format.")
     case_id: StrictStr = Field(description="Cross-border case id, stable for the life of the case: '<CC>-<local reference>' of the country that opened it.")
     occurred_at: TimestampMillis = Field(description="When the fact happened (event time, UTC).")
     recorded_at: TimestampMillis = Field(description="When the national system recorded it (UTC).")
@@ -514,6 +534,27 @@ class Envelope(ContractModel):
     destination_country: CountryCode | None = Field(default=None, description="Partner country the event is addressed to; null when it stays national.")
     correlation_id: UUID | None = Field(default=None, description="Groups the events of one exchange (e.g. a referral and its answers).")
     causation_id: UUID | None = Field(default=None, description="The event this one answers or follows from.")
+
+
+class FieldChange(ContractModel):
+    """A corrected value of one top-level field of an event, as the contract's JSON (codes as symbols, dates ISO)."""
+
+    avro_name: ClassVar[str] = "lintas.codes.FieldChange"
+
+    field: StrictStr = Field(description="The name of the target event's field, e.g. needs.")
+    value_json: StrictStr = Field(description="The field's new value as JSON.")
+
+
+class RouteLeg(ContractModel):
+    """One leg of the route home: from one country to the next, at a crossing point."""
+
+    avro_name: ClassVar[str] = "lintas.codes.RouteLeg"
+
+    from_country: CountryCode
+    to_country: CountryCode
+    crossing_point: CrossingPoint | None = Field(default=None)
+    travel_mode: TravelMode | None = Field(default=None)
+    planned_on: date | None = Field(default=None)
 
 
 class CaseClosed(ContractModel):
@@ -535,6 +576,30 @@ class ConsentChanged(ContractModel):
     envelope: Envelope
     consent_scope: tuple[DataCategory, ...]
     changed_on: date
+
+
+class EventCorrected(ContractModel):
+    """The sender corrects fields of an event it sent; each change is carried with the data category of its field, so minimisation withholds it as it would the field."""
+
+    avro_name: ClassVar[str] = "lintas.events.EventCorrected"
+
+    envelope: Envelope
+    target_event_id: UUID = Field(description="The event corrected.")
+    core_changes: tuple[FieldChange, ...] = Field(default=(), description="Changes to case-core fields.")
+    needs_changes: tuple[FieldChange, ...] = Field(default=(), description="Changes to assistance-needs fields.")
+    legal_changes: tuple[FieldChange, ...] = Field(default=(), description="Changes to legal fields.")
+    health_changes: tuple[FieldChange, ...] = Field(default=(), description="Changes to health fields.")
+    personal_changes: tuple[FieldChange, ...] = Field(default=(), description="Changes to the person's identity (sealed on the wire).")
+
+
+class EventRetracted(ContractModel):
+    """The sender retracts an event it sent in error; projections undo its effect."""
+
+    avro_name: ClassVar[str] = "lintas.events.EventRetracted"
+
+    envelope: Envelope
+    target_event_id: UUID = Field(description="The event retracted.")
+    reason: RetractionReason
 
 
 class FollowUpRecorded(ContractModel):
@@ -644,7 +709,19 @@ class ReturnNoticeIssued(ContractModel):
     travel_mode: TravelMode
     escorts: tuple[EscortType, ...] = Field(default=())
     special_needs: tuple[Need, ...] = Field(default=())
+    legs: tuple[RouteLeg, ...] = Field(default=(), description="The route home as legs with their crossing points, through any transit country; empty for a direct return.")
     personal: PersonalDetails | None = Field(default=None, description="Personal data; omitted unless needed and granted.")
+
+
+class TransitPartyChanged(ContractModel):
+    """A party to a case adds a transit country the person crosses on the way home, or removes it."""
+
+    avro_name: ClassVar[str] = "lintas.events.TransitPartyChanged"
+
+    envelope: Envelope
+    transit_country: CountryCode
+    transit_change: TransitChange
+    crossing_points: tuple[CrossingPoint, ...] = Field(default=(), description="Where the person enters and leaves the transit country.")
 
 
 class VictimIdentified(ContractModel):
@@ -706,19 +783,22 @@ class Receipt(ContractModel):
     withheld: tuple[StrictStr, ...] = Field(default=(), description="Fields removed because the agreement or the person's consent does not grant them.")
 
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 
 
-Event = CaseClosed | ConsentChanged | FollowUpRecorded | HandoverCompleted | ReferralAcknowledged | ReferralAnswered | ReferralRequested | ReturnNoticeIssued | VictimIdentified
+Event = CaseClosed | ConsentChanged | EventCorrected | EventRetracted | FollowUpRecorded | HandoverCompleted | ReferralAcknowledged | ReferralAnswered | ReferralRequested | ReturnNoticeIssued | TransitPartyChanged | VictimIdentified
 
 EVENT_MODELS: dict[str, type[Event]] = {
     "CaseClosed": CaseClosed,
     "ConsentChanged": ConsentChanged,
+    "EventCorrected": EventCorrected,
+    "EventRetracted": EventRetracted,
     "FollowUpRecorded": FollowUpRecorded,
     "HandoverCompleted": HandoverCompleted,
     "ReferralAcknowledged": ReferralAcknowledged,
     "ReferralAnswered": ReferralAnswered,
     "ReferralRequested": ReferralRequested,
     "ReturnNoticeIssued": ReturnNoticeIssued,
+    "TransitPartyChanged": TransitPartyChanged,
     "VictimIdentified": VictimIdentified,
 }

@@ -84,17 +84,29 @@ class Identities:
     """Reads (event id, case id) of submitted bytes; None when they are no readable event (the
     router rejects those with the reason)."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec, *, wire_fingerprint: bytes | None = None) -> None:
         self.codec = codec
         self._standard = {
             schema.fingerprint: _standard(schema.parsed) for schema in codec.contract.all_message_schemas()
         }
+        self._wire = wire_fingerprint
 
     def of(self, data: bytes) -> tuple[str, str] | None:
-        standard = self._standard.get(data[2:HEADER_SIZE]) if len(data) > HEADER_SIZE else None
+        fingerprint = data[2:HEADER_SIZE] if len(data) > HEADER_SIZE else None
+        start = HEADER_SIZE
+        if fingerprint is not None and fingerprint == self._wire:
+            # v2: the envelope leads the header, itself single-object encoded, which leads the event.
+            try:
+                _, start = _varint(data, HEADER_SIZE)
+            except (IndexError, ValueError):
+                return None
+            start += HEADER_SIZE
+            standard: bool | None = True
+        else:
+            standard = self._standard.get(fingerprint) if fingerprint is not None else None
         if standard:
             try:
-                event_id, at = _string(data, HEADER_SIZE)
+                event_id, at = _string(data, start)
                 _, at = _varint(data, at)  # event type
                 _, at = _varint(data, at)  # schema version
                 case_id, _ = _string(data, at)

@@ -7,13 +7,12 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from hub.codec import Codec
 from hub.errors import BrokerError
 from hub.events import Event
 from hub.headers import envelope_headers
@@ -129,7 +128,16 @@ def producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **options)
 
 
-async def publish_events(kafka_producer: AIOKafkaProducer, codec: Codec, events: Iterable[Event]) -> int:
+class EventWriter(Protocol):
+    """What writes an event's bytes: the v1 :class:`hub.codec.Codec`, or the national systems of contract v2
+    (:class:`hub.wire.national.NationalSystems`)."""
+
+    def encode(self, event: Event) -> bytes: ...
+
+
+async def publish_events(
+    kafka_producer: AIOKafkaProducer, codec: EventWriter, events: Iterable[Event]
+) -> int:
     """Publish each event to its source country's topic, keyed by case id; returns the count."""
     pending = []
     for event in events:

@@ -31,6 +31,13 @@ FIELD_CATEGORIES: dict[str, dict[str, DataCategory]] = {
     },
     "HandoverCompleted": {"personal": DataCategory.PersonalIdentity},
     "FollowUpRecorded": {"needs": DataCategory.AssistanceNeeds},
+    # A correction carries each changed value with the category of its field.
+    "EventCorrected": {
+        "needs_changes": DataCategory.AssistanceNeeds,
+        "legal_changes": DataCategory.Legal,
+        "health_changes": DataCategory.Health,
+        "personal_changes": DataCategory.PersonalIdentity,
+    },
 }
 
 

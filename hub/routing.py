@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from itertools import islice
 from typing import Any, Final, Literal, NamedTuple
@@ -35,12 +36,19 @@ from hub.contract import (
     ReceiptStatus,
     ReferralDecision,
 )
+from hub.crypto.keystore import KeysDestroyed
+from hub.crypto.policy import readers_of
+from hub.crypto.signing import SignatureError, Signer
 from hub.errors import InvalidEvent
 from hub.events import Event, record_is_valid
 from hub.headers import Headers, record_headers
 from hub.minimise import categorised_runs, minimise_record
 from hub.schema_registry import EventSchema
 from hub.topics import ACCEPTED_EVENTS, DEADLETTER, focal_inbox, nrm_receipts
+from hub.wire import format as wire_format
+from hub.wire.codec import HUB_SIGNER, Wire
+from hub.wire.format import WireEvent
+from hub.wire.records import check_header, signed_headers
 
 ReferralStage = Literal["none", "requested", "acknowledged", "accepted", "declined"]
 
@@ -63,6 +71,14 @@ class Reason(StrEnum):
     TOO_LARGE = "too_large"
     #: Kafka refused an output of the event for good (not allowed, invalid for its topic).
     OUTPUT_FAILED = "output_failed"
+    #: The origin's signature does not verify, or a section is not the one it signed.
+    BAD_SIGNATURE = "bad_signature"
+    #: The signature names a key the directory does not hold, or not valid when the event was recorded.
+    UNKNOWN_KEY = "unknown_key"
+    #: A v1 (unsigned) event from a national system the hub may not sign for.
+    UNSIGNED = "unsigned"
+    #: Personal data for a case whose keys were destroyed.
+    PERSONAL_DATA_ERASED = "personal_data_erased"
 
 
 _COUNTRIES: Final = {country.value: country for country in CountryCode}
@@ -153,7 +169,15 @@ class CaseRoute:
     return_noticed: bool = False
     handed_over: bool = False
     closed_by: frozenset[CountryCode] = frozenset()
-    #: event id -> digest of the bytes first accepted under it (any mapping given is made a SeenIds)
+    #: transit countries the person crosses on the way home (a party receiving only what its
+    #: agreements with both parties grant)
+    transit: frozenset[CountryCode] = frozenset()
+    #: the case's data keys were destroyed: its personal data is erased, and no more is accepted
+    shredded: bool = False
+    #: ids of the case's events retracted by their sender
+    retracted: frozenset[str] = frozenset()
+    #: event id -> what was first accepted under it: ``<digest>`` or ``<digest>:<source>:<type>``
+    #: (any mapping given is made a SeenIds)
     seen: SeenIds = field(default_factory=SeenIds)
 
     def __post_init__(self) -> None:
@@ -162,6 +186,18 @@ class CaseRoute:
 
     def parties(self) -> set[CountryCode]:
         return {self.opened_by} | ({self.partner} if self.partner else set())
+
+    def sent(self, event_id: str) -> tuple[str, str] | None:
+        """The source country and type of an event accepted in this case (``None``: unknown, or
+        accepted before the hub recorded them)."""
+        accepted = self.seen.get(event_id)
+        if accepted is None or accepted.count(":") != 2:
+            return None
+        _, source, kind = accepted.split(":")
+        return source, kind
+
+    def retracted_ids(self) -> frozenset[str]:
+        return self.retracted
 
     # The pydantic model's API that callers of the model it replaced use.
 
@@ -208,6 +244,28 @@ class Decision:
     outputs: tuple[Outgoing, ...]
     case_id: str | None = None
     state: CaseRoute | None = None  # the case's new state; None when unchanged
+    #: what the worker does in the key store before the decision's transaction commits (idempotent)
+    effects: tuple[Effect, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Wrap the case's data key for ``country``: it was sent sealed data it is entitled to."""
+
+    case_id: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shred:
+    """Destroy the case's data keys (consent withdrawn, or retention ended)."""
+
+    case_id: str
+    reason: str
+    at: datetime
+
+
+Effect = Grant | Shred
 
 
 class _Rejected(Exception):
@@ -232,7 +290,12 @@ _Fields = tuple[
     bool,
     bool,
     frozenset[CountryCode],
+    frozenset[CountryCode],
+    bool,
+    frozenset[str],
 ]
+#: The routing facts of hub/wire/schemas.py (lintas.wire.Facts) that a rule reads.
+_RETRACTABLE_NOT: Final = frozenset({"VictimIdentified"})
 
 
 def _scope(codes: Iterable[str]) -> frozenset[DataCategory]:
@@ -255,7 +318,19 @@ def _advance(
                 Reason.OUT_OF_SEQUENCE,
                 f"{kind} for unknown case {case_id}: a case starts with VictimIdentified",
             )
-        return source, destination, _scope(fields["consent_scope"]), "none", False, False, frozenset()
+        consent = _scope(fields["consent_scope"])
+        return (
+            source,
+            destination,
+            consent,
+            "none",
+            False,
+            False,
+            frozenset(),
+            frozenset(),
+            False,
+            frozenset(),
+        )
 
     opened_by, partner = state.opened_by, state.partner
     if source != opened_by and source != partner:
@@ -280,6 +355,7 @@ def _advance(
         partner = destination
     consent, referral = state.consent, state.referral
     noticed, handed_over = state.return_noticed, state.handed_over
+    transit, shredded, retracted = state.transit, state.shredded, state.retracted
 
     match kind:
         case "VictimIdentified":
@@ -329,9 +405,74 @@ def _advance(
             closed_by = closed_by | {source}
         case "ConsentChanged":
             consent = _scope(fields["consent_scope"])
+            # Withdrawing consent to share the person's identity destroys the case's keys for good.
+            shredded = shredded or DataCategory.PersonalIdentity not in consent
+        case "TransitPartyChanged":
+            transit = _transit_changed(state, source, fields, transit)
+        case "EventCorrected" | "EventRetracted":
+            target = str(fields["target_event_id"])
+            sent = state.sent(target)
+            if target not in state.seen:
+                raise _Rejected(
+                    Reason.OUT_OF_SEQUENCE,
+                    f"target_event_id: {target} is not an event of case {state.case_id}",
+                )
+            if sent is not None and sent[0] != source.value:
+                raise _Rejected(
+                    Reason.NOT_PARTY,
+                    f"target_event_id: {target} was sent by {sent[0]}; "
+                    f"only its sender may {kind[5:].lower()} it",
+                )
+            if target in state.retracted_ids():
+                raise _Rejected(Reason.OUT_OF_SEQUENCE, f"target_event_id: {target} was already retracted")
+            if sent is not None and sent[1] in ("EventCorrected", "EventRetracted"):
+                raise _Rejected(
+                    Reason.OUT_OF_SEQUENCE,
+                    f"target_event_id: {target} is itself a {sent[1]}; send a new one for its target",
+                )
+            if kind == "EventRetracted" and sent is not None:
+                if sent[1] in _RETRACTABLE_NOT:
+                    raise _Rejected(
+                        Reason.OUT_OF_SEQUENCE,
+                        f"target_event_id: an identification cannot be retracted; close case {state.case_id}",
+                    )
+                # A referral answered in error is open again, to be answered anew.
+                if sent[1] == "ReferralAnswered" and referral in ("accepted", "declined") and not noticed:
+                    referral = "acknowledged"
+            if kind == "EventRetracted":
+                retracted = retracted | {target}
         case _:  # pragma: no cover
             raise AssertionError(f"unhandled event type {kind}")
-    return opened_by, partner, consent, referral, noticed, handed_over, closed_by
+    return (
+        opened_by,
+        partner,
+        consent,
+        referral,
+        noticed,
+        handed_over,
+        closed_by,
+        transit,
+        shredded,
+        retracted,
+    )
+
+
+def _transit_changed(
+    state: CaseRoute, source: CountryCode, fields: Mapping[str, Any], transit: frozenset[CountryCode]
+) -> frozenset[CountryCode]:
+    country = _COUNTRIES[str(fields["transit_country"])]
+    if country in state.parties():
+        raise _Rejected(
+            Reason.NOT_PARTY, f"transit_country: {country.value} is already a party to case {state.case_id}"
+        )
+    if str(fields["transit_change"]) == "Removed":
+        if country not in transit:
+            raise _Rejected(
+                Reason.OUT_OF_SEQUENCE,
+                f"transit_country: {country.value} is not a transit party of case {state.case_id}",
+            )
+        return transit - {country}
+    return transit | {country}
 
 
 def next_state(state: CaseRoute | None, event: Event) -> CaseRoute:
@@ -347,6 +488,15 @@ def next_state(state: CaseRoute | None, event: Event) -> CaseRoute:
         event.__dict__,
     )
     return CaseRoute(envelope.case_id, *fields, seen=state.seen if state else SeenIds())
+
+
+def accepted_value(digest: str, source: str, kind: str) -> str:
+    """What ``seen`` records of an accepted event."""
+    return f"{digest}:{source}:{kind}"
+
+
+def _digest_part(accepted: str) -> str:
+    return accepted.split(":", 1)[0]
 
 
 def replace_state(state: CaseRoute, **changes: Any) -> CaseRoute:
@@ -369,6 +519,9 @@ class _StoredRoute(BaseModel):
     return_noticed: bool = False
     handed_over: bool = False
     closed_by: frozenset[CountryCode] = frozenset()
+    transit: frozenset[CountryCode] = frozenset()
+    shredded: bool = False
+    retracted: frozenset[str] = frozenset()
     seen: dict[str, str] = {}
 
 
@@ -384,6 +537,9 @@ def encode_route(state: CaseRoute) -> bytes:
         "return_noticed": state.return_noticed,
         "handed_over": state.handed_over,
         "closed_by": sorted(country.value for country in state.closed_by),
+        "transit": sorted(country.value for country in state.transit),
+        "shredded": state.shredded,
+        "retracted": sorted(state.retracted),
         "seen": own if own is not None else state.seen.as_dict(),
     }
     return to_json(record)
@@ -400,6 +556,9 @@ def decode_route(data: bytes) -> CaseRoute:
         stored.return_noticed,
         stored.handed_over,
         stored.closed_by,
+        stored.transit,
+        stored.shredded,
+        stored.retracted,
         SeenIds._sharing(stored.seen, len(stored.seen)),
     )
 
@@ -568,6 +727,12 @@ class Router:
     #: Check decoded records with the contract's rules without building the models (the models
     #: still decide whenever the check is not sure); False: always build and check the models.
     fast_path: bool = True
+    #: Contract v2 (sectioned, sealed, signed events); None: the v1 router, reading whole records.
+    wire: Wire | None = None
+    #: The hub's key: signs receipts, and v1 events converted for a country in ``hub_signs_for``.
+    hub_signer: Signer | None = None
+    #: Countries whose national systems publish v1 and that the hub may convert and sign for.
+    hub_signs_for: frozenset[str] = frozenset()
     _receipts: _ReceiptWriter | None = field(init=False, repr=False, compare=False)
     _reader: QuickReader = field(init=False, repr=False, compare=False)
     _runs: dict[str, tuple[tuple[str, ...], ...]] = field(init=False, repr=False, compare=False)
@@ -594,6 +759,247 @@ class Router:
         return self.fast_path and self.codec.reader_version == CONTRACT_VERSION
 
     def route(self, message: Incoming, states: Mapping[str, CaseRoute]) -> Decision:
+        wire = self.wire
+        if wire is None:
+            return self._route_v1(message, states)
+        if wire.is_v2(message.value):
+            return self._route_v2(wire, message, message.value, states)
+        return self._converted(wire, message, states)
+
+    def _converted(self, wire: Wire, message: Incoming, states: Mapping[str, CaseRoute]) -> Decision:
+        """A v1 event under contract v2: converted into sections, sealed and signed by the hub, for a
+        country the directory lets the hub sign for; refused for any other."""
+        if message.country not in self.hub_signs_for or self.hub_signer is None:
+            try:
+                event = self.codec.decode(message.value)
+            except InvalidEvent as error:
+                return self._rejected(
+                    message, None, _REASON_OF_CODE.get(error.code, Reason.INVALID_EVENT), str(error)
+                )
+            envelope = event.envelope
+            subject = _Subject(str(envelope.event_id), envelope.event_type.value, envelope.case_id)
+            return self._rejected(
+                message,
+                subject,
+                Reason.UNSIGNED,
+                f"{message.country} publishes v1 events, which the hub accepts only from national systems "
+                "it may sign for (config/directory.yaml signing.hub_signs_v1); sign events with the "
+                "country's key (contract v2)",
+            )
+        try:
+            event = self.codec.decode(message.value)
+            if event.envelope.source_country.value != message.country:
+                raise _Rejected(
+                    Reason.WRONG_TOPIC,
+                    f"envelope.source_country: {event.envelope.source_country.value} "
+                    f"may not publish on {message.topic}",
+                )
+            state = states.get(event.envelope.case_id)
+            if state is not None and state.shredded and event_has_personal_data(event):
+                raise _Rejected(Reason.PERSONAL_DATA_ERASED, _erased_text(event.envelope.case_id))
+            converted = wire.seal(event, self.hub_signer)
+        except InvalidEvent as error:
+            return self._rejected(
+                message, None, _REASON_OF_CODE.get(error.code, Reason.INVALID_EVENT), str(error)
+            )
+        except _Rejected as rejected:
+            envelope = event.envelope
+            subject = _Subject(str(envelope.event_id), envelope.event_type.value, envelope.case_id)
+            return self._rejected(message, subject, rejected.reason, rejected.message)
+        except KeysDestroyed as error:
+            envelope = event.envelope
+            subject = _Subject(str(envelope.event_id), envelope.event_type.value, envelope.case_id)
+            return self._rejected(message, subject, Reason.PERSONAL_DATA_ERASED, str(error))
+        return self._route_v2(wire, message, converted, states)
+
+    def _route_v2(
+        self, wire: Wire, message: Incoming, value: bytes, states: Mapping[str, CaseRoute]
+    ) -> Decision:
+        """The decision on a v2 event (``value``: the message's bytes, or their conversion from v1):
+        its envelope and facts are read and its signature verified; no section is decoded."""
+        try:
+            parsed = wire.parse(value)
+            header = wire.header(parsed)
+            envelope = header["envelope"]
+            kind = str(envelope["event_type"])
+            check_header(kind, envelope, header["facts"], now=self.codec.now())
+            wire.check_sections(parsed, kind)
+        except InvalidEvent as error:
+            return self._rejected(
+                message, None, _REASON_OF_CODE.get(error.code, Reason.INVALID_EVENT), str(error)
+            )
+        facts = header["facts"]
+        case_id: str = envelope["case_id"]
+        event_id = str(envelope["event_id"])
+        subject = _Subject(event_id, kind, case_id)
+        source_code = str(envelope["source_country"])
+        destination_code = (
+            None if envelope["destination_country"] is None else str(envelope["destination_country"])
+        )
+        source = _COUNTRIES[source_code]
+        destination = None if destination_code is None else _COUNTRIES[destination_code]
+        state = states.get(case_id)
+        try:
+            if source_code != message.country:
+                raise _Rejected(
+                    Reason.WRONG_TOPIC,
+                    f"envelope.source_country: {source_code} may not publish on {message.topic}",
+                )
+            try:
+                wire.verify(parsed, header, may_sign=self._may_sign)
+            except SignatureError as error:
+                raise _Rejected(Reason(error.reason), str(error)) from error
+            digest = _digest(value)
+            if state is not None:
+                accepted = state.seen.get(event_id)
+                if accepted is not None:
+                    if _digest_part(accepted) != digest:
+                        raise _Rejected(
+                            Reason.CONFLICT,
+                            f"envelope.event_id: {event_id} was already accepted with different content",
+                        )
+                    return self._duplicate(message, subject)
+            fields = _advance(state, kind, case_id, source, destination, facts)
+            sealed_data = any(section.sealed and section.body is not None for section in parsed.sections)
+            if state is not None and state.shredded and sealed_data:
+                raise _Rejected(Reason.PERSONAL_DATA_ERASED, _erased_text(case_id))
+            outputs, withheld, routed_to, grants = self._deliveries_v2(
+                value, kind, parsed, envelope, case_id, source_code, destination_code, fields
+            )
+        except _Rejected as rejected:
+            return self._rejected(message, subject, rejected.reason, rejected.message)
+        value_seen = accepted_value(digest, source_code, kind)
+        seen = (
+            state.seen.adding(event_id, value_seen) if state is not None else SeenIds({event_id: value_seen})
+        )
+        new_state = CaseRoute(case_id, *fields, seen=seen)
+        effects: list[Effect] = [Grant(case_id, country) for country in grants]
+        if new_state.shredded and (state is None or not state.shredded):
+            effects = [Shred(case_id, "consent withdrawn", envelope["occurred_at"])]
+        text = f"routed to {', '.join(routed_to)}" if routed_to else "recorded; not routed"
+        if withheld:
+            text += f"; withheld: {', '.join(withheld)}"
+        receipt = self._receipt(message, subject, ReceiptStatus.Accepted, None, text, routed_to, withheld)
+        logged = Outgoing(ACCEPTED_EVENTS, case_id.encode(), value, record_headers(envelope))
+        return Decision(
+            ReceiptStatus.Accepted,
+            None,
+            text,
+            (*outputs, logged, receipt),
+            case_id=case_id,
+            state=new_state,
+            effects=tuple(effects),
+        )
+
+    def _may_sign(self, signer: str, source: str) -> bool:
+        return signer == HUB_SIGNER and source in self.hub_signs_for
+
+    def _deliveries_v2(
+        self,
+        value: bytes,
+        kind: str,
+        parsed: WireEvent,
+        envelope: Mapping[str, Any],
+        case_id: str,
+        source: str,
+        destination: str | None,
+        fields: _Fields,
+    ) -> tuple[list[Outgoing], tuple[str, ...], list[str], list[str]]:
+        """The inbox copies of a v2 event: for the addressee, then each transit party whose agreements
+        with both parties let it receive the event; what was withheld from the addressee's copy; the
+        countries it goes to; the countries to be granted the case's data key."""
+        if destination is None:
+            return [], (), [], []
+        opened_by, partner, consent = fields[0].value, fields[1], fields[2]
+        transit = fields[7]
+        terms = self._terms_of(source, destination)
+        if terms is None:
+            raise _Rejected(
+                Reason.NO_AGREEMENT,
+                f"envelope.destination_country: no agreement covers {source} -> {destination}",
+            )
+        if kind not in terms.event_types:
+            raise _Rejected(
+                Reason.TYPE_NOT_ALLOWED,
+                f"envelope.event_type: {kind} may not be sent {source} -> {destination} under the agreement",
+            )
+        if kind != "ConsentChanged" and not consent:
+            raise _Rejected(
+                Reason.CONSENT_WITHDRAWN,
+                f"case {case_id}: the person withdrew consent to share; nothing was sent",
+            )
+        other = partner.value if partner is not None and partner.value != source else opened_by
+        recipients: list[tuple[str, frozenset[DataCategory]]] = [(destination, terms.grants)]
+        for country in sorted(country.value for country in transit):
+            if country in (source, destination):
+                continue
+            own, others = self._terms_of(source, country), self._terms_of(other, country)
+            if own is None or kind not in own.event_types:
+                continue
+            grants = own.grants if others is None or other == source else own.grants & others.grants
+            if others is not None and other != source and kind not in others.event_types:
+                continue
+            recipients.append((country, grants))
+        holder = opened_by
+        partner_code = partner.value if partner is not None else None
+        consent_codes = frozenset(category.value for category in consent)
+        headers = record_headers(envelope)
+        outputs: list[Outgoing] = []
+        routed_to: list[str] = []
+        grants_out: list[str] = []
+        withheld_fields: tuple[str, ...] = ()
+        for country, granted in recipients:
+            shared = _CASE_CORE if kind == "ConsentChanged" else granted & (consent | _CASE_CORE)
+            shared_codes = frozenset(category.value for category in shared)
+            withhold: set[str] = set()
+            sealed_sent = False
+            for section in parsed.sections:
+                if section.body is None:
+                    continue
+                if section.category not in shared_codes:
+                    withhold.add(section.category)
+                elif section.sealed:
+                    readers = readers_of(
+                        section.category,
+                        holder=holder,
+                        partner=partner_code,
+                        transit=[c.value for c in transit],
+                        consent=consent_codes,
+                        grants=self._grants_of,
+                    )
+                    if country in readers:
+                        sealed_sent = True
+                    else:
+                        withhold.add(section.category)
+            copy = (
+                wire_format.write(
+                    wire_format.withholding(parsed, frozenset(withhold)), self._wire_fingerprint()
+                )
+                if withhold
+                else value
+            )
+            outputs.append(Outgoing(self._topics_of(country)[1], case_id.encode(), copy, headers))
+            routed_to.append(country)
+            if sealed_sent:
+                grants_out.append(country)
+            if country == destination:
+                withheld_fields = tuple(
+                    name
+                    for section in parsed.sections
+                    if section.category in withhold
+                    for name in section.fields
+                )
+        return outputs, withheld_fields, routed_to, grants_out
+
+    def _grants_of(self, source: str, destination: str) -> frozenset[str]:
+        terms = self._terms_of(source, destination)
+        return frozenset() if terms is None else frozenset(category.value for category in terms.grants)
+
+    def _wire_fingerprint(self) -> bytes:
+        assert self.wire is not None
+        return self.wire.event_fingerprint
+
+    def _route_v1(self, message: Incoming, states: Mapping[str, CaseRoute]) -> Decision:
         codec = self.codec
         try:
             quick = self._reader.read(message.value)
@@ -628,9 +1034,9 @@ class Router:
                 )
             digest = _digest(message.value)
             if state is not None:
-                accepted_digest = state.seen.get(event_id)
-                if accepted_digest is not None:
-                    if accepted_digest != digest:
+                accepted = state.seen.get(event_id)
+                if accepted is not None:
+                    if _digest_part(accepted) != digest:
                         raise _Rejected(
                             Reason.CONFLICT,
                             f"envelope.event_id: {event_id} was already accepted with different content",
@@ -642,7 +1048,8 @@ class Router:
             )
         except _Rejected as rejected:
             return self._rejected(message, subject, rejected.reason, rejected.message)
-        seen = state.seen.adding(event_id, digest) if state is not None else SeenIds({event_id: digest})
+        value = accepted_value(digest, source_code, kind)
+        seen = state.seen.adding(event_id, value) if state is not None else SeenIds({event_id: value})
         new_state = CaseRoute(case_id, *fields, seen=seen)
         text = f"routed to {', '.join(routed_to)}" if routed_to else "recorded; not routed"
         if withheld:
@@ -748,10 +1155,14 @@ class Router:
         """The rejection of a message for a reason found outside the decision (its outputs do not
         fit, or Kafka refused them); the receipt names the event when its envelope can be read."""
         try:
-            envelope = self.codec.decode(message.value).envelope
+            if self.wire is not None and self.wire.is_v2(message.value):
+                head = self.wire.header(self.wire.parse(message.value))["envelope"]
+                subject = _Subject(str(head["event_id"]), str(head["event_type"]), head["case_id"])
+            else:
+                envelope = self.codec.decode(message.value).envelope
+                subject = _Subject(str(envelope.event_id), envelope.event_type.value, envelope.case_id)
         except InvalidEvent:
             return self._rejected(message, None, reason, text)
-        subject = _Subject(str(envelope.event_id), envelope.event_type.value, envelope.case_id)
         return self._rejected(message, subject, reason, text)
 
     def _duplicate(self, message: Incoming, subject: _Subject) -> Decision:
@@ -811,7 +1222,20 @@ class Router:
                 },
             )
         key = subject.case_id.encode() if subject else message.key
-        return Outgoing(self._topics_of(message.country)[0], key, value)
+        headers = signed_headers(value, self.hub_signer) if self.hub_signer is not None else []
+        return Outgoing(self._topics_of(message.country)[0], key, value, headers)
+
+
+def event_has_personal_data(event: Event) -> bool:
+    """Whether an event carries anything of the person's identity."""
+    return getattr(event, "personal", None) is not None or bool(getattr(event, "personal_changes", ()))
+
+
+def _erased_text(case_id: str) -> str:
+    return (
+        f"case {case_id}: the person's data keys were destroyed (consent withdrawn or retention ended); "
+        "personal data for this case can no longer be accepted: send the event without it"
+    )
 
 
 def country_of_topic(topic: str) -> str:

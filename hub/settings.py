@@ -61,6 +61,25 @@ class ProcessorSettings(BaseModel):
     )
 
 
+class KeySettings(BaseModel):
+    """Signing keys and the cases' data keys (``LINTAS_KEYS__...``)."""
+
+    store: str = Field(
+        default_factory=lambda: str(_state_home() / "keys" / "keys.sqlite"),
+        description="The key store of the cases' data keys: a file path (embedded), or vault+https://...",
+    )
+    directory: Path | None = Field(
+        default=None, description="The directory of public keys; config/keys.yaml by default."
+    )
+    hub_key: Path | None = Field(
+        default=None, description="The hub's Ed25519 signing key (PEM); the demo key when unset."
+    )
+    allow_demo: bool = Field(
+        default=True,
+        description="Accept the published demo keys (the demo and tests); a deployment sets false.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINTAS_", env_nested_delimiter="__", extra="ignore")
 
@@ -73,6 +92,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     processor: ProcessorSettings = ProcessorSettings()
     broker: LocalBrokerSettings = LocalBrokerSettings()
+    keys: KeySettings = KeySettings()
     log_format: str = Field(default="console", pattern="^(console|json)$")
     #: Bilateral agreements and focal-point directory; the shipped ones by default.
     agreements_path: Path | None = None

@@ -16,6 +16,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from hub.contract import ReceiptStatus
+from hub.crypto.keystore import KeyStore, KeyStoreError
 from hub.identity import Identities, IdIndex, case_digest
 from hub.limits import fit_dead_letter, fits
 from hub.processor import (
@@ -30,6 +31,8 @@ from hub.processor import (
 from hub.routing import (
     CaseRoute,
     Decision,
+    Effect,
+    Grant,
     Incoming,
     Outgoing,
     Reason,
@@ -48,12 +51,26 @@ GROUP_ID = "lintas-router"
 class RouterWorker(TransactionalProcessor):
     changelog = ROUTER_STATE
 
-    def __init__(self, bootstrap: str, router: Router, *, group_id: str = GROUP_ID, **options: Any) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        router: Router,
+        *,
+        group_id: str = GROUP_ID,
+        keys: KeyStore | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(bootstrap, group_id=group_id, pattern=NRM_EVENTS_PATTERN, **options)
         self.router = router
+        #: Where the cases' data keys are granted and destroyed (the decisions' effects).
+        self.keys = keys
+        self._granted: set[tuple[str, str]] = set()
         self.states: dict[str, CaseRoute] = {}
         self.state_partition: dict[str, int] = {}
-        self.identities = Identities(router.codec)
+        wire = router.wire
+        self.identities = Identities(
+            router.codec, wire_fingerprint=wire.event_fingerprint if wire is not None else None
+        )
         self.index = IdIndex()
         #: Ids claimed by this worker whose claim it has not read back yet.
         self._claiming: set[str] = set()
@@ -175,6 +192,8 @@ class RouterWorker(TransactionalProcessor):
                     )
                 else:
                     decision = self._fitted(message, self.router.route(message, view))
+                    if decision.effects:
+                        self._carry_out(decision.effects)
                 result.outcomes[decision.status.value] += 1
                 if decision.status is ReceiptStatus.Rejected:
                     log.info(
@@ -196,6 +215,31 @@ class RouterWorker(TransactionalProcessor):
             for case_id, state in overlay.items()
         ]
         return result
+
+    def _carry_out(self, effects: tuple[Effect, ...]) -> None:
+        """The key store's part of a decision, before its transaction commits: so a partner never
+        reads a sealed section it cannot open, and no copy stays readable after a withdrawal. Both
+        are idempotent, so a batch done again after an abort does them again harmlessly."""
+        keys = self.keys
+        if keys is None:
+            raise ProcessorError("the router decided on sealed data but has no key store")
+        for effect in effects:
+            if isinstance(effect, Grant):
+                if (effect.case_id, effect.country) in self._granted:
+                    continue
+                try:
+                    keys.grant(effect.case_id, effect.country)
+                except KeyStoreError as error:
+                    # The sender sealed under a key it holds; a store without it is misconfigured.
+                    log.error(
+                        "key_grant_failed", case_id=effect.case_id, country=effect.country, error=str(error)
+                    )
+                    continue
+                self._granted.add((effect.case_id, effect.country))
+            else:
+                if keys.destroy(effect.case_id, reason=effect.reason, at=effect.at):
+                    log.info("case_keys_destroyed", case_id=effect.case_id, reason=effect.reason)
+                self._granted = {granted for granted in self._granted if granted[0] != effect.case_id}
 
     def _fitted(self, message: Incoming, decision: Decision) -> Decision:
         """The decision, or its rejection as too large when an output would not fit its topic (the

@@ -28,7 +28,7 @@ from hub.routing import Reason
 from hub.synthetic import synthetic_stream
 from hub.topics import DEADLETTER, all_topics, focal_inbox, nrm_events, nrm_receipts
 from hub.worker import GROUP_ID
-from tests.workers import Worker, receipts_so_far, stop_all
+from tests.workers import Worker, national_systems, receipts_so_far, stop_all
 
 pytestmark = pytest.mark.kafka
 
@@ -59,6 +59,7 @@ async def _publish(
 
 def test_an_oversized_dead_letter_and_a_refused_output_block_nothing(own_broker: str, tmp_path: Path) -> None:
     codec = Codec()
+    systems = national_systems(tmp_path, codec)
     now = datetime.now(UTC)
     openings = [
         e
@@ -87,7 +88,7 @@ def test_an_oversized_dead_letter_and_a_refused_output_block_nothing(own_broker:
             (
                 nrm_events(envelope.source_country.value),
                 envelope.case_id.encode(),
-                codec.encode(event),
+                systems.encode(event),
                 envelope_headers(envelope),
             )
         )

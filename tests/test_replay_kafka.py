@@ -24,6 +24,7 @@ from hub.topics import ACCEPTED_EVENTS, PROJECTION_STATE, all_topics
 from projections.alerts.worker import GROUP_ID
 from projections.cases.fold import CaseState
 from projections.replay import replay_cases
+from tests.workers import national_systems
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4
@@ -56,6 +57,7 @@ def start_worker(bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
 
 def test_replay_equals_the_live_state_after_kills_and_restarts(own_broker: str, tmp_path: Path) -> None:
     codec = Codec()
+    systems = national_systems(tmp_path, codec)  # the hub's log holds contract v2 events
     now = datetime.now(UTC)
     events = list(synthetic_stream(5, 2500, start=now - timedelta(days=600), until=now, run_tag="R-"))
     total = len(events)
@@ -70,7 +72,7 @@ def test_replay_equals_the_live_state_after_kills_and_restarts(own_broker: str, 
         await kafka_producer.start()
         try:
             sends = [
-                await kafka_producer.send(ACCEPTED_EVENTS, codec.encode(e), key=e.envelope.case_id.encode())
+                await kafka_producer.send(ACCEPTED_EVENTS, systems.encode(e), key=e.envelope.case_id.encode())
                 for e in events
             ]
             await asyncio.wait_for(asyncio.gather(*sends), 120)

@@ -28,7 +28,7 @@ from hub.kafka import ensure_topics, producer, read_all
 from hub.routing import Reason
 from hub.synthetic import synthetic_stream
 from hub.topics import DEADLETTER, all_topics, focal_inbox, nrm_events
-from tests.workers import Worker, receipts_so_far
+from tests.workers import Worker, national_systems, receipts_so_far
 
 pytestmark = pytest.mark.kafka
 
@@ -84,6 +84,7 @@ def test_restarts_lose_nothing_and_duplicate_nothing(
 ) -> None:
     codec = Codec()
     events = make_stream(STREAM)
+    systems = national_systems(tmp_path, codec)
     sources = sorted({e.envelope.source_country.value for e in events})
     destinations = sorted(
         {e.envelope.destination_country.value for e in events if e.envelope.destination_country}
@@ -96,7 +97,7 @@ def test_restarts_lose_nothing_and_duplicate_nothing(
                 (
                     nrm_events(e.envelope.source_country.value),
                     e.envelope.case_id.encode(),
-                    codec.encode(e),
+                    systems.encode(e),
                     envelope_headers(e.envelope),
                 )
                 for e in events
@@ -156,6 +157,7 @@ def test_garbage_never_stops_the_worker_and_lands_in_the_dead_letters(
     own_broker: str, tmp_path: Path
 ) -> None:
     codec = Codec()
+    systems = national_systems(tmp_path, codec)
     good = make_stream(600)
     opening = [
         e for e in good if type(e).__name__ == "VictimIdentified" and e.envelope.source_country.value == "TH"
@@ -166,13 +168,29 @@ def test_garbage_never_stops_the_worker_and_lands_in_the_dead_letters(
         (b"\x00garbage\xff" * 5, Reason.UNDECODABLE),
         (MARKER + b"\x01\x02\x03\x04\x05\x06\x07\x08" + b"\x00" * 40, Reason.UNKNOWN_SCHEMA),
         (codec.encode(opening[0])[: HEADER_SIZE + 7], Reason.UNDECODABLE),
+        (systems.encode(opening[0])[:-70], Reason.UNDECODABLE),
         (_raw(opening[1], destination_country="ZZ", event_id=uuid.uuid4()), Reason.INVALID_EVENT),
         (
-            _raw(
-                opening[2],
-                destination_country="SG",
-                event_id=uuid.uuid4(),
-                case_id=opening[2].envelope.case_id + "X",
+            codec.encode(
+                opening[3].model_copy(
+                    update={"envelope": opening[3].envelope.model_copy(update={"event_id": uuid.uuid4()})}
+                )
+            ),
+            Reason.UNSIGNED,
+        ),
+        (
+            systems.encode(
+                opening[2].model_copy(
+                    update={
+                        "envelope": opening[2].envelope.model_copy(
+                            update={
+                                "destination_country": "SG",
+                                "event_id": uuid.uuid4(),
+                                "case_id": opening[2].envelope.case_id + "X",
+                            }
+                        )
+                    }
+                )
             ),
             Reason.NO_AGREEMENT,
         ),
@@ -181,7 +199,7 @@ def test_garbage_never_stops_the_worker_and_lands_in_the_dead_letters(
     for index, event in enumerate(good):
         topic = nrm_events(event.envelope.source_country.value)
         messages.append(
-            (topic, event.envelope.case_id.encode(), codec.encode(event), envelope_headers(event.envelope))
+            (topic, event.envelope.case_id.encode(), systems.encode(event), envelope_headers(event.envelope))
         )
         if index % 100 == 50:
             for value, _ in bad:

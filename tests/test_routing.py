@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import typing
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,28 +38,54 @@ from hub.contract import (
     ReturnNoticeIssued,
     VictimIdentified,
 )
+from hub.crypto.keystore import EmbeddedKeyStore
+from hub.crypto.signing import KeyDirectory, demo_signer
 from hub.errors import InvalidEvent
 from hub.events import RULE_BOUNDED_FIELDS, Event, parse_event, record_is_valid
 from hub.minimise import minimise
 from hub.routing import (
     CaseRoute,
     Decision,
+    Grant,
     Incoming,
     Outgoing,
     Reason,
     ReferralStage,
     Router,
     SeenIds,
+    Shred,
     _Subject,
     decode_route,
     encode_route,
 )
 from hub.topics import ACCEPTED_EVENTS, DEADLETTER, focal_inbox, nrm_events, nrm_receipts
+from hub.wire.codec import HUB_SIGNER, Wire
+from hub.wire.national import NationalSystems
 from tests.strategies import COUNTRIES, NOW, events, from_avro
 
 CODEC = Codec(clock=lambda: NOW)
 AGREEMENTS: Agreements = load_agreements()
 ROUTER = Router(CODEC, AGREEMENTS)
+# Contract v2: the published demo keys of every country.
+SIGNERS = {country: demo_signer(country) for country in (*COUNTRIES, HUB_SIGNER)}
+KEYS_FROM = datetime(2000, 1, 1, tzinfo=UTC)  # generated events go back to 2015
+DIRECTORY = KeyDirectory([signer.public(valid_from=KEYS_FROM) for signer in SIGNERS.values()])
+
+
+def fresh_keys() -> EmbeddedKeyStore:
+    """A key store of one test's own: tests reuse case ids, and some destroy a case's keys."""
+    return EmbeddedKeyStore(Path(tempfile.mkdtemp(prefix="lintas-keys-")) / "keys.sqlite")
+
+
+def v2_router(keys: EmbeddedKeyStore, **options: Any) -> Router:
+    return Router(
+        CODEC,
+        AGREEMENTS,
+        wire=Wire(CODEC, directory=DIRECTORY, keys=keys),
+        hub_signer=SIGNERS[HUB_SIGNER],
+        **options,
+    )
+
 
 ALL_CATEGORIES = tuple(DataCategory)
 DEADLETTER_HEADERS = (
@@ -239,14 +267,48 @@ def message(
 
 @dataclass
 class Hub:
-    """Routes messages one by one and keeps every case's state as the decisions say (``state`` or kept)."""
+    """Routes messages one by one and keeps every case's state as the decisions say (``state`` or kept).
+
+    On contract v2 (``v2``) each country writes as its national system does (sectioned, sealed,
+    signed), the decisions' key-store effects are carried out as the worker does, and each inbox
+    copy is read as its country reads it (with the keys it was granted)."""
 
     router: Router = ROUTER
     states: dict[str, CaseRoute] = field(default_factory=dict)
     sent: list[Incoming] = field(default_factory=list)
 
+    @classmethod
+    def v2(cls, **options: Any) -> Hub:
+        """A hub on contract v2 with a key store of its own."""
+        return cls(router=v2_router(fresh_keys(), **options))
+
+    @property
+    def wire(self) -> Wire:
+        assert self.router.wire is not None
+        return self.router.wire
+
+    @property
+    def keys(self) -> EmbeddedKeyStore:
+        keys = self.wire.keys
+        assert isinstance(keys, EmbeddedKeyStore)
+        return keys
+
+    @property
+    def national(self) -> NationalSystems:
+        return NationalSystems(self.wire, self.keys, signer_of=SIGNERS.__getitem__)
+
+    def encode(self, event: Event) -> bytes:
+        return self.national.encode(event) if self.router.wire is not None else CODEC.encode(event)
+
+    def read(self, delivered: Outgoing) -> Event:
+        """An inbox copy as the inbox's country reads it."""
+        if self.router.wire is None:
+            return CODEC.decode(delivered.value)
+        country = delivered.topic.split(".")[2].upper()
+        return self.wire.open(delivered.value, reader=country).event
+
     def submit(self, event: Event, *, on: str | None = None) -> Decision:
-        return self.submit_bytes(CODEC.encode(event), on or event.envelope.source_country.value)
+        return self.submit_bytes(self.encode(event), on or event.envelope.source_country.value)
 
     def submit_bytes(self, value: bytes, country: str, **extra: Any) -> Decision:
         incoming = message(value, country, len(self.sent), **extra)
@@ -255,14 +317,21 @@ class Hub:
         if decision.state is not None:
             assert decision.case_id is not None
             self.states[decision.case_id] = decision.state
+        for effect in decision.effects:  # as the worker carries them out
+            if isinstance(effect, Grant):
+                self.keys.grant(effect.case_id, effect.country)
+            elif isinstance(effect, Shred):
+                self.keys.destroy(effect.case_id, reason=effect.reason, at=effect.at)
         return decision
 
     def run(self, case: Case, steps: Sequence[Step]) -> list[Decision]:
         return [self.submit(step(case)) for step in steps]
 
 
-@pytest.fixture
-def hub() -> Hub:
+@pytest.fixture(params=["v2", "v1"])
+def hub(request: pytest.FixtureRequest) -> Hub:
+    if request.param == "v2":
+        return Hub.v2()
     return Hub()
 
 
@@ -385,7 +454,7 @@ def test_a_case_from_identification_to_closure_reaches_the_partner_intact(hub: H
         # then it is accepted and the other party's focal point receives exactly these bytes
         delivered = assert_routed(decision, event, hub.sent[-1])
         assert delivered.value == hub.sent[-1].value
-        assert CODEC.decode(delivered.value) == event
+        assert hub.read(delivered) == event
 
     final = hub.states[case.case_id]
     assert final.opened_by == CountryCode.TH
@@ -506,7 +575,7 @@ def test_everything_granted_and_consented_arrives_byte_for_byte(hub: Hub) -> Non
     # then the inbox holds the very bytes submitted, personal details included
     delivered = assert_routed(decision, event, hub.sent[-1], withheld=())
     assert delivered.value == hub.sent[-1].value
-    decoded = CODEC.decode(delivered.value)
+    decoded = hub.read(delivered)
     assert isinstance(decoded, VictimIdentified)
     assert decoded.personal is not None
     assert decoded.personal.given_names == "Aung"
@@ -521,7 +590,7 @@ def test_consent_without_personal_identity_withholds_personal_details(hub: Hub) 
 
     # then the partner receives it without personal details, and the receipt says so
     delivered = assert_routed(decision, event, hub.sent[-1], withheld=("personal",))
-    decoded = CODEC.decode(delivered.value)
+    decoded = hub.read(delivered)
     assert isinstance(decoded, VictimIdentified)
     assert decoded.personal is None
     consented = {DataCategory.CaseCore, DataCategory.AssistanceNeeds, DataCategory.Legal}
@@ -540,7 +609,7 @@ def test_consent_narrower_than_the_agreement_removes_every_unconsented_field(hub
     # then needs, legal details and personal details are all removed
     removed = ("needs", "methods_of_control", "recruitment_methods", "personal")
     delivered = assert_routed(decision, event, hub.sent[-1], withheld=removed)
-    decoded = CODEC.decode(delivered.value)
+    decoded = hub.read(delivered)
     assert isinstance(decoded, VictimIdentified)
     assert decoded.needs == ()
     assert decoded.methods_of_control == ()
@@ -567,7 +636,7 @@ def test_an_agreement_without_legal_data_withholds_it_despite_consent(hub: Hub) 
     delivered = assert_routed(
         decision, event, hub.sent[-1], withheld=("methods_of_control", "recruitment_methods")
     )
-    decoded = CODEC.decode(delivered.value)
+    decoded = hub.read(delivered)
     assert isinstance(decoded, VictimIdentified)
     assert decoded.methods_of_control == ()
     assert decoded.recruitment_methods == ()
@@ -585,7 +654,7 @@ def test_an_agreement_without_health_data_withholds_special_needs(hub: Hub) -> N
 
     # then the special needs on return are removed
     delivered = assert_routed(decision, notice, hub.sent[-1], withheld=("special_needs",))
-    decoded = CODEC.decode(delivered.value)
+    decoded = hub.read(delivered)
     assert isinstance(decoded, ReturnNoticeIssued)
     assert decoded.special_needs == ()
     assert decoded.personal is not None
@@ -616,7 +685,7 @@ def test_a_minimised_child_identification_still_decodes_at_the_partner(hub: Hub)
     [delivered] = inbox(decision)
 
     # then the focal point in Myanmar can read what it was sent
-    CODEC.decode(delivered.value)
+    hub.read(delivered)
 
 
 # -- consent withdrawn --------------------------------------------------------------------------------
@@ -631,7 +700,7 @@ def test_after_consent_is_withdrawn_nothing_more_is_shared(hub: Hub) -> None:
     # when the withdrawal is routed, the partner is told
     decision = hub.submit(withdrawal)
     delivered = assert_routed(decision, withdrawal, hub.sent[-1])
-    assert CODEC.decode(delivered.value) == withdrawal
+    assert hub.read(delivered) == withdrawal
     assert hub.states[case.case_id].consent == frozenset()
 
     # then a later referral is rejected and nothing of it is sent
@@ -871,7 +940,7 @@ def test_the_home_country_may_not_send_a_return_notice_on_a_one_way_corridor(hub
 def test_the_same_bytes_again_are_a_duplicate(hub: Hub) -> None:
     # given an accepted identification
     event = TH_MM.identified()
-    value = CODEC.encode(event)
+    value = hub.encode(event)
     hub.submit_bytes(value, "TH")
     before = dict(hub.states)
 

@@ -24,17 +24,23 @@ from pathlib import Path
 import pytest
 from confluent_kafka import TopicPartition
 
-from hub.agreements import load_agreements
-from hub.codec import Codec
 from hub.contract import ReceiptStatus
 from hub.events import Event
 from hub.headers import header_map
 from hub.kafka import ensure_topics, producer, publish_events, read_all
-from hub.routing import CaseRoute, Incoming, Router
+from hub.routing import CaseRoute, Incoming
 from hub.synthetic import causal_rounds, synthetic_stream
 from hub.topics import alerts, all_topics, focal_inbox, nrm_events
 from hub.worker import GROUP_ID
-from tests.workers import Worker, receipts_so_far, stop_all, wait_until_committed
+from tests.workers import (
+    Preencoded,
+    Worker,
+    national_systems,
+    receipts_so_far,
+    stop_all,
+    v2_router,
+    wait_until_committed,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -47,9 +53,11 @@ WORKER_ENV = {
 }
 
 
-def expected_outcomes(codec: Codec, rounds: list[list[Event]]) -> dict[str, tuple[ReceiptStatus, str | None]]:
+def expected_outcomes(
+    codec: Preencoded, rounds: list[list[Event]]
+) -> dict[str, tuple[ReceiptStatus, str | None]]:
     """What one router reading the rounds in order decides for each event id."""
-    router = Router(codec=codec, agreements=load_agreements())
+    router = v2_router(codec.systems)
     states: dict[str, CaseRoute] = {}
     outcomes = {}
     for events in rounds:
@@ -75,7 +83,7 @@ def expected_outcomes(codec: Codec, rounds: list[list[Event]]) -> dict[str, tupl
     return outcomes
 
 
-async def _publish(bootstrap: str, codec: Codec, events: list[Event]) -> None:
+async def _publish(bootstrap: str, codec: Preencoded, events: list[Event]) -> None:
     kafka_producer = producer(bootstrap, linger_ms=5)
     await kafka_producer.start()
     try:
@@ -92,13 +100,14 @@ async def _publish(bootstrap: str, codec: Codec, events: list[Event]) -> None:
 def test_workers_scale_out_pause_and_die_without_losing_or_duplicating(
     own_broker: str, tmp_path: Path, workers: int, partitions: int
 ) -> None:
-    codec = Codec()
     now = datetime.now(UTC)
     events = list(
         synthetic_stream(seed=23, cases=CASES, start=now - timedelta(days=700), until=now, run_tag="S-")
     )
     rounds = causal_rounds(events)
-    expected = expected_outcomes(codec, rounds)
+    encoded = Preencoded(national_systems(tmp_path), events)
+    codec = encoded.systems.wire.codec
+    expected = expected_outcomes(encoded, rounds)
     sources = sorted({e.envelope.source_country.value for e in events})
     asyncio.run(ensure_topics(own_broker, all_topics(COUNTRIES), partitions=partitions))
     inputs = [TopicPartition(nrm_events(c), p) for c in COUNTRIES for p in range(partitions)]
@@ -132,7 +141,7 @@ def test_workers_scale_out_pause_and_die_without_losing_or_duplicating(
             # Published in the background: faults strike once the round's first batch is committed,
             # while the rest is still arriving and every worker is busy.
             publishing = threading.Thread(
-                target=asyncio.run, args=(_publish(own_broker, codec, round_events),)
+                target=asyncio.run, args=(_publish(own_broker, encoded, round_events),)
             )
             publishing.start()
             busy = published + 1

@@ -8,16 +8,56 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from hub.agreements import load_agreements
 from hub.codec import Codec
+from hub.crypto.keystore import EmbeddedKeyStore
+from hub.crypto.signing import demo_signer, load_key_directory
+from hub.events import Event
 from hub.kafka import read_all
+from hub.routing import Router
 from hub.topics import nrm_receipts
+from hub.wire.codec import HUB_SIGNER, Wire
+from hub.wire.national import NationalSystems
+
+
+def key_store_path(directory: Path) -> Path:
+    """The key store of the cases' data keys of a test whose files are under ``directory``."""
+    return directory / "keys.sqlite"
+
+
+def national_systems(directory: Path, codec: Codec | None = None) -> NationalSystems:
+    """Every country's national system, writing contract v2 with the published demo keys and the
+    key store the test's workers use."""
+    codec = codec or Codec()
+    keys = EmbeddedKeyStore(key_store_path(directory))
+    return NationalSystems(Wire(codec, directory=load_key_directory(), keys=keys), keys)
+
+
+class Preencoded:
+    """Events written once by their national systems, before anything runs: publishing them again
+    gives the same bytes, and a case shredded during the run does not stop the test writing them."""
+
+    def __init__(self, systems: NationalSystems, events: Iterable[Event]) -> None:
+        self.systems = systems
+        self.table = {str(event.envelope.event_id): systems.encode(event) for event in events}
+
+    def encode(self, event: Event) -> bytes:
+        return self.table[str(event.envelope.event_id)]
+
+
+def v2_router(systems: NationalSystems) -> Router:
+    """The router the workers run (``lintas worker``), for computing what they should decide; its
+    key-store effects are not carried out."""
+    return Router(
+        systems.wire.codec, load_agreements(), wire=systems.wire, hub_signer=demo_signer(HUB_SIGNER)
+    )
 
 
 class Worker:
@@ -50,6 +90,8 @@ class Worker:
             **os.environ,
             "LINTAS_LOG_FORMAT": "json",
             "LINTAS_TOPICS__PARTITIONS": str(self.partitions),
+            # The national systems of the test (national_systems) share this key store with the hub.
+            "LINTAS_KEYS__STORE": str(key_store_path(self.log_dir)),
             **self.env,
         }
         if self.countries:
