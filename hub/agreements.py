@@ -51,11 +51,15 @@ class DirectionTerms(_Config):
 
     event_types: frozenset[EventType] = Field(min_length=1)
     grants: frozenset[DataCategory] = Field(min_length=1)
+    #: Categories sealed under the case's data key in addition to PersonalIdentity (hub/crypto/policy.py).
+    sensitive: frozenset[DataCategory] = frozenset()
 
     @model_validator(mode="after")
     def _case_core_is_the_minimum(self) -> DirectionTerms:
         if DataCategory.CaseCore not in self.grants:
             raise ValueError("grants must include CaseCore: no exchange works without it")
+        if DataCategory.CaseCore in self.sensitive:
+            raise ValueError("sensitive cannot include CaseCore: the hub routes on it")
         if EventType.Unknown in self.event_types:
             raise ValueError("event_types cannot include Unknown")
         return self
@@ -70,6 +74,8 @@ class Corridor(_Config):
     deadlines: Deadlines
     cmm: CaseManagementMeetings
     directions: dict[str, DirectionTerms]
+    #: Days after a case's closure until its personal data keys are destroyed (``lintas keys expire``).
+    retention_days: int = Field(default=730, ge=1)
 
     @model_validator(mode="after")
     def _directions_are_between_the_two_countries(self) -> Corridor:
@@ -132,10 +138,21 @@ class FocalPoint(_Config):
     alert_channels: tuple[AlertChannel, ...] = ()
 
 
+class SigningTerms(_Config):
+    #: The national system still publishes contract v1 events: the hub may convert them into
+    #: sections, seal and sign them on its behalf (with the hub's key, named as the signer).
+    hub_signs_v1: bool = False
+
+
 class CountryEntry(_Config):
     country: CountryCode
     languages: tuple[LanguageCode, ...] = Field(min_length=1)
     focal_points: tuple[FocalPoint, ...] = Field(min_length=1)
+    signing: SigningTerms = SigningTerms()
+
+    @property
+    def hub_signs_v1(self) -> bool:
+        return self.signing.hub_signs_v1
 
 
 class Directory(_Config):

@@ -7,6 +7,7 @@ All of it is pure: the clock is a parameter.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -143,6 +144,61 @@ CHILD_BAND_CODES = frozenset(band.value for band in CHILD_BANDS)
 _CLOSED = (CaseStatus.Closed, CaseStatus.ClosedReferred)
 
 
+#: Fields a correction may not change: the envelope, and what the router's sequence rules read (those
+#: change through new events: a consent change, a retraction and a new answer, a transit change).
+UNCORRECTABLE = frozenset(
+    {"envelope", "consent_scope", "decision", "transit_country", "transit_change", "target_event_id"}
+)
+_CHANGE_ARRAYS = ("core_changes", "needs_changes", "legal_changes", "health_changes", "personal_changes")
+
+
+def _check_legs(legs: Any) -> None:
+    previous = None
+    for index, leg in enumerate(legs):
+        leg = _fields(leg)
+        if leg["from_country"] == leg["to_country"]:
+            raise InvalidEvent(f"legs[{index}].to_country", "a leg joins two different countries")
+        if previous is not None and leg["from_country"] != previous["to_country"]:
+            raise InvalidEvent(
+                f"legs[{index}].from_country",
+                f"{leg['from_country']!s} does not continue the leg before, "
+                f"which ends in {previous['to_country']!s}",
+            )
+        previous = leg
+
+
+def _check_corrections(record: Mapping[str, Any]) -> None:
+    from hub.minimise import FIELD_CATEGORIES  # minimisation reads this module's code lists
+
+    category_of = {
+        name: category for fields in FIELD_CATEGORIES.values() for name, category in fields.items()
+    }
+    wanted = {
+        "core_changes": None,
+        "needs_changes": "AssistanceNeeds",
+        "legal_changes": "Legal",
+        "health_changes": "Health",
+        "personal_changes": "PersonalIdentity",
+    }
+    for array in _CHANGE_ARRAYS:
+        for index, change in enumerate(record[array]):
+            change = _fields(change)
+            path = f"{array}[{index}]"
+            name = change["field"]
+            if name in UNCORRECTABLE:
+                raise InvalidEvent(
+                    f"{path}.field", f"{name} cannot be corrected: send the event that changes it instead"
+                )
+            category = category_of.get(name)
+            if category != wanted[array]:
+                belongs = next(other for other, wants in wanted.items() if wants == category)
+                raise InvalidEvent(f"{path}.field", f"{name} belongs in {belongs}, with its data category")
+            try:
+                json.loads(change["value_json"])
+            except ValueError as exc:
+                raise InvalidEvent(f"{path}.value_json", f"not JSON: {exc}") from exc
+
+
 def check_event(event: Event, *, now: datetime) -> None:
     """The contract's rules beyond types and codes. Raises :class:`InvalidEvent`."""
     check_record(type(event).__name__, event.__dict__, now=now)
@@ -183,6 +239,7 @@ def check_record(event_type: str, record: Mapping[str, Any], *, now: datetime) -
                 raise InvalidEvent("decline_reason", "must be empty when the decision is Accepted")
         case "ReturnNoticeIssued":
             _require_destination(event_type, envelope)
+            _check_legs(record.get("legs") or ())
         case "FollowUpRecorded":
             months = record["months_since_return"]
             if months not in FOLLOW_UP_MONTHS:
@@ -195,6 +252,11 @@ def check_record(event_type: str, record: Mapping[str, Any], *, now: datetime) -
             status = record["status"]
             if status not in _CLOSED:
                 raise InvalidEvent("status", f"{str(status)!r} is not a closed status")
+        case "TransitPartyChanged" | "EventRetracted":
+            _require_destination(event_type, envelope)
+        case "EventCorrected":
+            _require_destination(event_type, envelope)
+            _check_corrections(record)
         case _:
             pass  # the remaining records have no rule beyond their types
 

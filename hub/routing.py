@@ -933,12 +933,14 @@ class Router:
         for country in sorted(country.value for country in transit):
             if country in (source, destination):
                 continue
+            # The sender's agreement with the transit country allows the type; what it receives is
+            # what both parties' agreements with it grant (no agreement with one of them: nothing).
             own, others = self._terms_of(source, country), self._terms_of(other, country)
             if own is None or kind not in own.event_types:
                 continue
-            grants = own.grants if others is None or other == source else own.grants & others.grants
-            if others is not None and other != source and kind not in others.event_types:
+            if other != source and others is None:
                 continue
+            grants = own.grants if others is None else own.grants & others.grants
             recipients.append((country, grants))
         holder = opened_by
         partner_code = partner.value if partner is not None else None

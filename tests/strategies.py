@@ -6,6 +6,7 @@ generated event is valid (``hub.events.check_event``).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -102,7 +103,32 @@ def _make_valid(event_type: str, record: dict[str, Any]) -> dict[str, Any]:
         record["domains_assessed"] = record["domains_assessed"] or ["Family"]
     elif event_type == "CaseClosed" and record["status"] not in ("Closed", "ClosedReferred"):
         record["status"] = "Closed"
+    elif event_type == "ReturnNoticeIssued":
+        legs, previous = [], record["envelope"]["source_country"]
+        for leg in record["legs"]:
+            if leg["to_country"] == previous:
+                continue
+            legs.append({**leg, "from_country": previous})
+            previous = leg["to_country"]
+        record["legs"] = legs
+    elif event_type == "EventCorrected":
+        for array, name in _CORRECTABLE.items():
+            record[array] = [
+                {"field": name, "value_json": json.dumps(c["value_json"])} for c in record[array]
+            ]
+        if not any(record[array] for array in _CORRECTABLE):
+            record["core_changes"] = [{"field": "respond_by", "value_json": '"2026-12-01"'}]
     return record
+
+
+#: A field each change array of a correction may carry.
+_CORRECTABLE = {
+    "core_changes": "respond_by",
+    "needs_changes": "needs",
+    "legal_changes": "methods_of_control",
+    "health_changes": "special_needs",
+    "personal_changes": "personal",
+}
 
 
 @st.composite

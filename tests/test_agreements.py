@@ -125,7 +125,7 @@ def test_terms_exist_both_ways_between_thailand_and_myanmar(agreements: Agreemen
 
 
 def test_terms_are_none_where_no_corridor_exists(agreements: Agreements) -> None:
-    pair = ("TH", "CN")
+    pair = ("TH", "PH")
 
     terms = agreements.terms(*pair)
 

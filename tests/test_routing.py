@@ -36,6 +36,7 @@ from hub.contract import (
     Receipt,
     ReceiptStatus,
     ReturnNoticeIssued,
+    TransitChange,
     VictimIdentified,
 )
 from hub.crypto.keystore import EmbeddedKeyStore
@@ -55,6 +56,7 @@ from hub.routing import (
     SeenIds,
     Shred,
     _Subject,
+    accepted_value,
     decode_route,
     encode_route,
 )
@@ -703,9 +705,10 @@ def test_after_consent_is_withdrawn_nothing_more_is_shared(hub: Hub) -> None:
     assert hub.read(delivered) == withdrawal
     assert hub.states[case.case_id].consent == frozenset()
 
-    # then a later referral is rejected and nothing of it is sent
+    # then a later referral is rejected and nothing of it is sent (on contract v2 the national
+    # system could not even seal personal data for the case any more)
     before = hub.states[case.case_id]
-    decision = hub.submit(case.requested())
+    decision = hub.submit(case.requested(personal=None))
     assert_rejected(decision, Reason.CONSENT_WITHDRAWN, hub.sent[-1])
     assert hub.states[case.case_id] == before
 
@@ -730,12 +733,13 @@ def test_consent_given_again_lets_the_case_continue(hub: Hub) -> None:
     hub.submit(case.consent_changed([]))
     hub.submit(case.consent_changed(["CaseCore"]))
 
-    # when the referral is published
-    referral = case.requested()
+    # when the referral is published (without the person's identity: withdrawing consent to share it
+    # destroyed the case's keys on contract v2, and their new consent does not cover it anyway)
+    referral = case.requested(personal=None)
     decision = hub.submit(referral)
 
     # then it is routed, stripped to what the new consent covers
-    assert_routed(decision, referral, hub.sent[-1], withheld=("services_requested", "personal"))
+    assert_routed(decision, referral, hub.sent[-1], withheld=("services_requested",))
 
 
 # -- sequence, parties, closure --------------------------------------------------------------------------
@@ -848,7 +852,7 @@ def test_a_nationally_opened_case_admits_only_one_foreign_party(hub: Hub) -> Non
     hub.submit(case.identified(envelope={"destination_country": None}))
 
     # when Myanmar, then Lao PDR, try to act on it before Thailand referred it to anyone
-    from_myanmar = hub.submit(case.requested(envelope=sent_by("MM", "TH")))
+    from_myanmar = hub.submit(case.requested(envelope=sent_by("MM", "TH"), personal=None))
     from_laos = hub.submit(case.answered(envelope=sent_by("LA", "TH")))
 
     # then both are rejected: only the country that opened a case chooses its partner
@@ -884,7 +888,7 @@ def test_an_event_on_another_countrys_topic_is_rejected(hub: Hub) -> None:
     "case",
     [
         pytest.param(Case("TH-2026-000900", "TH", "SG"), id="TH->SG"),
-        pytest.param(Case("TH-2026-000901", "TH", "VN"), id="TH->VN"),
+        pytest.param(Case("TH-2026-000901", "TH", "PH"), id="TH->PH"),
         pytest.param(Case("KR-2026-000902", "KR", "PH"), id="KR->PH"),
     ],
 )
@@ -1127,6 +1131,12 @@ def _ready_state(event: Event, source: CountryCode, destination: CountryCode) ->
     if kind == EventType.VictimIdentified:
         return {}
     case_id = event.envelope.case_id
+    seen: dict[str, str] = {}
+    target = getattr(event, "target_event_id", None)
+    if target is not None:  # a correction or retraction of an event the same country sent
+        seen[str(target)] = accepted_value("0" * 32, source.value, "ReferralRequested")
+    transit = getattr(event, "transit_country", None)
+    removed = getattr(event, "transit_change", None) == TransitChange.Removed
     return {
         case_id: CaseRoute(
             case_id=case_id,
@@ -1135,6 +1145,8 @@ def _ready_state(event: Event, source: CountryCode, destination: CountryCode) ->
             consent=frozenset({DataCategory.CaseCore}),
             referral=stage.get(kind, "accepted"),
             handed_over=True,
+            transit=frozenset({transit}) if transit is not None and removed else frozenset(),
+            seen=seen,
         )
     }
 
@@ -1162,6 +1174,10 @@ def admissible(draw: st.DrawFn) -> tuple[Incoming, dict[str, CaseRoute]]:
     update: dict[str, Any] = {"envelope": envelope}
     if isinstance(event, VictimIdentified):
         update["consent_scope"] = (*event.consent_scope, DataCategory.CaseCore)
+    if getattr(event, "transit_country", None) in (source, destination):  # a transit party is a third
+        update["transit_country"] = next(
+            c for c in (CountryCode.TH, CountryCode.LA) if c not in (source, destination)
+        )
     moved = parse_event(event.model_copy(update=update).model_dump(), now=NOW)
     incoming = message(CODEC.encode(moved), source.value, draw(st.integers(0, 1000)))
     return incoming, _ready_state(moved, source, destination)
@@ -1432,7 +1448,13 @@ def test_a_changelog_written_as_the_pydantic_model_did_still_decodes() -> None:
         seen={"6f1c1f56-7b8e-4c1e-9a55-0d6c3e0b7a11": "00112233445566778899aabbccddeeff"},
     )
     assert decode_route(encode_route(state)) == state
-    assert json.loads(encode_route(state)) == {**json.loads(old), "consent": ["AssistanceNeeds", "CaseCore"]}
+    assert json.loads(encode_route(state)) == {
+        **json.loads(old),
+        "consent": ["AssistanceNeeds", "CaseCore"],
+        "transit": [],
+        "shredded": False,
+        "retracted": [],
+    }
     assert decode_route(b'{"case_id":"TH-1","opened_by":"TH"}') == CaseRoute("TH-1", CountryCode.TH)
 
 
@@ -1505,7 +1527,7 @@ def test_routing_again_from_an_older_state_sees_only_its_ids(hub: Hub) -> None:
     hub.submit(referral)
 
     # when the referral is routed again from the older state (as after an aborted batch)
-    again = ROUTER.route(message(CODEC.encode(referral), "TH"), older)
+    again = hub.router.route(message(hub.encode(referral), "TH"), older)
 
     # then it is accepted again from there, not taken for a duplicate
     assert again.status == ReceiptStatus.Accepted, again.message
