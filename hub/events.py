@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -146,10 +147,22 @@ _CLOSED = (CaseStatus.Closed, CaseStatus.ClosedReferred)
 
 #: Fields a correction may not change: the envelope, and what the router's sequence rules read (those
 #: change through new events: a consent change, a retraction and a new answer, a transit change).
-UNCORRECTABLE = frozenset(
-    {"envelope", "consent_scope", "decision", "transit_country", "transit_change", "target_event_id"}
-)
 _CHANGE_ARRAYS = ("core_changes", "needs_changes", "legal_changes", "health_changes", "personal_changes")
+UNCORRECTABLE = frozenset(
+    {
+        "envelope",
+        "consent_scope",
+        "decision",
+        "transit_country",
+        "transit_change",
+        # a correction or retraction is itself retracted, and sent again, never corrected
+        "target_event_id",
+        "reason",
+        *_CHANGE_ARRAYS,
+    }
+)
+#: Every top-level field some event carries: what a correction may name.
+EVENT_FIELDS = frozenset(name for model in EVENT_MODELS.values() for name in model.model_fields)
 
 
 def _check_legs(legs: Any) -> None:
@@ -167,12 +180,15 @@ def _check_legs(legs: Any) -> None:
         previous = leg
 
 
-def _check_corrections(record: Mapping[str, Any]) -> None:
+@cache
+def _category_of() -> dict[str, str]:
     from hub.minimise import FIELD_CATEGORIES  # minimisation reads this module's code lists
 
-    category_of = {
-        name: category for fields in FIELD_CATEGORIES.values() for name, category in fields.items()
-    }
+    return {name: category for fields in FIELD_CATEGORIES.values() for name, category in fields.items()}
+
+
+def _check_corrections(record: Mapping[str, Any]) -> None:
+    category_of = _category_of()
     wanted = {
         "core_changes": None,
         "needs_changes": "AssistanceNeeds",
@@ -185,6 +201,8 @@ def _check_corrections(record: Mapping[str, Any]) -> None:
             change = _fields(change)
             path = f"{array}[{index}]"
             name = change["field"]
+            if name not in EVENT_FIELDS:
+                raise InvalidEvent(f"{path}.field", f"{name!r} is not a field of any event of the contract")
             if name in UNCORRECTABLE:
                 raise InvalidEvent(
                     f"{path}.field", f"{name} cannot be corrected: send the event that changes it instead"

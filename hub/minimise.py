@@ -41,6 +41,21 @@ FIELD_CATEGORIES: dict[str, dict[str, DataCategory]] = {
 }
 
 
+def section_fields(event_type: str) -> dict[DataCategory, tuple[str, ...]]:
+    """The field names of ``event_type`` per data category, in schema order (categories in the code
+    list's order, only those with a field): ``CaseCore`` is every field that is neither the envelope
+    nor categorised. The wire format carries each category as its own section."""
+    model = EVENT_MODELS.get(event_type)
+    if model is None:
+        raise KeyError(f"event_type: {event_type!r} is not an event of the contract")
+    categories = FIELD_CATEGORIES.get(event_type, {})
+    split: dict[DataCategory, list[str]] = {}
+    for name in model.model_fields:
+        if name != "envelope":
+            split.setdefault(categories.get(name, DataCategory.CaseCore), []).append(name)
+    return {category: tuple(split[category]) for category in DataCategory if category in split}
+
+
 def _kept(event: Event, name: str) -> Any:
     """What stays of a withheld field: for a child, the need of child protection is never withheld,
     since the partner must involve it (and the event would otherwise break the contract)."""

@@ -754,7 +754,12 @@ def test_three_month_follow_up_finds_him_reintegrating() -> None:
     case = routed.projection
     assert (case.stage, case.next_action_by) == (Stage.HANDED_OVER, MM)
     assert case.follow_ups == (
-        FollowUp(months=3, assessed_on=FOLLOW_UP_3_ON, status=ReintegrationStatus.Reintegrating),
+        FollowUp(
+            months=3,
+            assessed_on=FOLLOW_UP_3_ON,
+            status=ReintegrationStatus.Reintegrating,
+            event_id=FOLLOW_UP_3.envelope.event_id.int,
+        ),
     )
 
     # When the clock reads the day after: nothing is due
@@ -807,6 +812,9 @@ def test_twelve_month_follow_up_missed() -> None:
         "return_noticed": True,
         "handed_over": True,
         "closed_by": frozenset(),
+        "transit": frozenset(),
+        "shredded": False,
+        "retracted": frozenset(),
     }
     assert set(final.router_state.seen) == {str(event.envelope.event_id) for event in EVENTS}
     assert final.projection == fold(EVENTS)[CASE_ID]

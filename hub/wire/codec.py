@@ -322,9 +322,9 @@ class Wire:
             record.update(self._decode_section(schema, body, section.category))
             read.append(section.category)
         for schema in self.schemas.sections_of(kind):
-            for name in schema.fields:
-                if name not in record:  # a section this copy lacks reads as empty
-                    record[name] = _empty(kind, name, record)
+            for field_name in schema.fields:
+                if field_name not in record:  # a section this copy lacks reads as empty
+                    record[field_name] = _empty(kind, field_name, record)
         event = parse_event(record, now=now or self.codec.now())
         return Opened(
             event,

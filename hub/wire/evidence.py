@@ -132,7 +132,7 @@ def verify_evidence(
     verdicts = []
     events: Sequence[Mapping[str, Any]] = document.get("events", [])
     for item in events:
-        base = {
+        base: dict[str, Any] = {
             "offset": int(item.get("offset", -1)),
             "event_id": str(item.get("event_id", "")),
             "event_type": str(item.get("event_type", "")),
