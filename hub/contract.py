@@ -186,6 +186,7 @@ class CrossingPoint(StrEnum):
     NRT_Tokyo = "NRT_Tokyo"
     ICN_Seoul = "ICN_Seoul"
     Other = "Other"
+    Sadao_BukitKayuHitam = "Sadao_BukitKayuHitam"
 
 
 class DataCategory(StrEnum):

@@ -167,6 +167,29 @@ class Figures:
 
 
 @dataclass(frozen=True)
+class TransitCase:
+    """A case between two other countries whose person crosses one of this corridor's countries on
+    the way home: what the transit country prepares for."""
+
+    case_id: str
+    host: CountryCode
+    home: CountryCode
+    transit: CountryCode
+    planned_return_on: date | None
+    route: str  # the legs, e.g. "MY -> TH at Sadao, TH -> LA at the Friendship Bridge"
+
+
+@dataclass(frozen=True)
+class AmendmentRow:
+    """An event of a corridor case corrected or retracted since the last meeting."""
+
+    case_id: str
+    kind: str  # corrected / retracted
+    fields: tuple[str, ...]
+    recorded_on: date
+
+
+@dataclass(frozen=True)
 class Agenda:
     corridor_id: str
     countries: tuple[CountryCode, CountryCode]
@@ -180,6 +203,8 @@ class Agenda:
     follow_ups: tuple[FollowUpDue, ...]
     joint_decisions: tuple[JointDecision, ...]
     figures: Figures
+    transits: tuple[TransitCase, ...] = ()
+    amendments: tuple[AmendmentRow, ...] = ()
 
     @property
     def case_ids(self) -> frozenset[str]:
@@ -252,6 +277,27 @@ def _figures(cases: list[CaseState], start: date, end: date) -> Figures:
 
 def _overdue_first(days_overdue: int, due: date, case_id: str) -> tuple[bool, date, str]:
     return (days_overdue == 0, due, case_id)
+
+
+def transit_cases(states: Mapping[str, CaseState], corridor: Corridor) -> list[tuple[CaseState, CountryCode]]:
+    """The cases of a party of the corridor whose person crosses its other country, with that country."""
+    found = []
+    for state in states.values():
+        if state.home is None:
+            continue
+        for country in corridor.countries:
+            other = next(c for c in corridor.countries if c != country)
+            if country in state.transit and other in (state.host, state.home):
+                found.append((state, country))
+    return sorted(found, key=lambda item: item[0].case_id)
+
+
+def _route(state: CaseState) -> str:
+    return ", ".join(
+        f"{leg.from_country.value} -> {leg.to_country.value}"
+        + (f" at {leg.crossing_point.value}" if leg.crossing_point is not None else "")
+        for leg in state.legs
+    )
 
 
 def build_agenda(
@@ -427,6 +473,29 @@ def build_agenda(
             sorted(decisions, key=lambda row: (_REASON_ORDER[row.reason], row.since, row.case_id))
         ),
         figures=_figures(cases, start, today),
+        transits=tuple(
+            TransitCase(
+                case_id=state.case_id,
+                host=state.host,
+                home=state.home,
+                transit=country,
+                planned_return_on=state.planned_return_on,
+                route=_route(state),
+            )
+            for state, country in transit_cases(states, corridor)
+            if state.home is not None and state.identified_at <= as_of and state.stage != Stage.CLOSED
+        ),
+        amendments=tuple(
+            AmendmentRow(
+                case_id=state.case_id,
+                kind=amendment.kind,
+                fields=amendment.fields,
+                recorded_on=amendment.recorded_at.date(),
+            )
+            for state in cases
+            for amendment in state.amendments
+            if _in_period(amendment.recorded_at.date(), start, today) and amendment.recorded_at <= as_of
+        ),
     )
 
 

@@ -298,6 +298,32 @@ class _Writer:
             self.section(
                 "figures", self.columns("figure", "value"), [(cells, False) for cells in self.figures()]
             ),
+            self.section(
+                "transits",
+                self.columns("case", "host", "home", "transit", "planned_return", "route"),
+                [
+                    (
+                        (
+                            row.case_id,
+                            self.country(row.host),
+                            self.country(row.home),
+                            self.country(row.transit),
+                            row.planned_return_on.isoformat() if row.planned_return_on else "",
+                            row.route,
+                        ),
+                        False,
+                    )
+                    for row in agenda.transits
+                ],
+            ),
+            self.section(
+                "amendments",
+                self.columns("case", "change", "fields", "recorded_on"),
+                [
+                    ((row.case_id, row.kind, ", ".join(row.fields), row.recorded_on.isoformat()), False)
+                    for row in agenda.amendments
+                ],
+            ),
         )
         return _Document(
             language=self.labels.language,

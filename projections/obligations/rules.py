@@ -29,6 +29,8 @@ class Obligation:
     owner: CountryCode  # the focal point that must act
     waiting: CountryCode  # the one waiting for it
     detail: str = ""
+    #: transit countries the step concerns too (the person crosses them on the way home)
+    also: tuple[CountryCode, ...] = ()
 
     @property
     def id(self) -> str:
@@ -46,7 +48,7 @@ class Alert:
 
     @property
     def recipients(self) -> tuple[CountryCode, ...]:
-        return (self.obligation.owner, self.obligation.waiting)
+        return (self.obligation.owner, self.obligation.waiting, *self.obligation.also)
 
 
 def _end_of(day: date) -> datetime:
@@ -60,11 +62,18 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def _through(state: CaseState) -> str:
+    if not state.transit:
+        return ""
+    return " through " + ", ".join(sorted(country.value for country in state.transit))
+
+
 def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligation]:
     """What is still owed on the case. Without an agreement (``deadlines`` None) only the person's
     own reflection period counts."""
     owed: list[Obligation] = []
     host, home = state.host, state.home
+    transit = tuple(sorted(state.transit))
     if state.stage == Stage.CLOSED:
         return owed
 
@@ -130,7 +139,9 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
                     ObligationKind.GiveReturnNoticeInTime,
                     host,
                     home,
-                    f"notice given {lead} days before the return; {deadlines.return_notice_days} agreed",
+                    f"notice given {lead} days before the return; {deadlines.return_notice_days} agreed"
+                    + _through(state),
+                    transit,
                 )
             )
     if state.stage == Stage.RETURN_NOTIFIED and state.planned_return_on is not None:
@@ -141,7 +152,8 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
                 ObligationKind.ConfirmHandover,
                 home,
                 host,
-                f"planned return {state.planned_return_on.isoformat()}",
+                f"planned return {state.planned_return_on.isoformat()}" + _through(state),
+                transit,
             )
         )
     if state.handed_over_on is not None:
