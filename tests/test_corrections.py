@@ -8,10 +8,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.contract import EventCorrected, ReceiptStatus
+from hub.errors import InvalidEvent
 from hub.events import Event, parse_event
 from hub.routing import Reason
 from projections.agenda.build import build_agenda
