@@ -5,6 +5,7 @@ Pure: a seeded ``random.Random`` and a start time in, events out. Names are inve
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,8 +28,11 @@ from hub.contract import (
     DocumentType,
     Envelope,
     EscortType,
+    EventCorrected,
+    EventRetracted,
     EventType,
     ExploitationType,
+    FieldChange,
     FollowUpDomain,
     FollowUpRecorded,
     Gender,
@@ -46,9 +50,13 @@ from hub.contract import (
     ReferralPurpose,
     ReferralRequested,
     ReintegrationStatus,
+    RetractionReason,
     ReturnNoticeIssued,
+    RouteLeg,
     ServiceType,
     TraffickingStatus,
+    TransitChange,
+    TransitPartyChanged,
     TravelMode,
     Urgency,
     VictimIdentified,
@@ -58,7 +66,8 @@ from hub.events import CHILD_BANDS, Event
 
 @dataclass(frozen=True)
 class Corridor:
-    """Where people are found (``host``) and where they come from (``home``)."""
+    """Where people are found (``host``) and where they come from (``home``); with ``via``, the
+    return crosses a transit country, entering it at ``entry`` (``crossing`` is where it is left)."""
 
     host: str
     home: str
@@ -67,6 +76,8 @@ class Corridor:
     exploitation: tuple[ExploitationType, ...]
     sectors: tuple[LabourSector, ...]
     languages: tuple[LanguageCode, ...]
+    via: str | None = None
+    entry: CrossingPoint | None = None
 
 
 CORRIDORS: tuple[Corridor, ...] = (
@@ -169,7 +180,24 @@ CORRIDORS: tuple[Corridor, ...] = (
         (LabourSector.Hospitality, LabourSector.Manufacturing),
         (LanguageCode.fil,),
     ),
+    # Lao men identified on Malaysian plantations and building sites go home overland through
+    # Thailand: into it at Sadao, out of it over the Friendship Bridge at Nong Khai.
+    Corridor(
+        "MY",
+        "LA",
+        CrossingPoint.NongKhai_Vientiane,
+        TravelMode.Land,
+        (ExploitationType.ForcedLabour,),
+        (LabourSector.Agriculture, LabourSector.Construction),
+        (LanguageCode.lo,),
+        via="TH",
+        entry=CrossingPoint.Sadao_BukitKayuHitam,
+    ),
 )
+#: Shares of cases in which a sender corrects its referral, and in which the partner retracts a
+#: follow-up it recorded on the wrong case: real systems do both, and the read models must show it.
+CORRECTED_SHARE = 0.08
+RETRACTED_SHARE = 0.05
 
 _GIVEN = {
     "MM": ("Aung", "Kyaw", "Thiri", "Hnin", "Zaw", "Su"),
@@ -355,6 +383,22 @@ def synthetic_case(
         respond_by=w.today + timedelta(days=30),
     )
     steps.append((0.2, requested))
+    transit = CountryCode(corridor.via) if corridor.via else None
+    if transit is not None:
+        # The partner country learns of the route once the host has one, before it answers.
+        steps.append(
+            (
+                0.35,
+                TransitPartyChanged(
+                    envelope=w.envelope(
+                        EventType.TransitPartyChanged, by_host=True, days=rng.uniform(0.5, 3)
+                    ),
+                    transit_country=transit,
+                    transit_change=TransitChange.Added,
+                    crossing_points=tuple(c for c in (corridor.entry, corridor.crossing) if c is not None),
+                ),
+            )
+        )
     steps.append(
         (
             0.3,
@@ -365,6 +409,31 @@ def synthetic_case(
             ),
         )
     )
+    if rng.random() < CORRECTED_SHARE:
+        # The host entered the wrong answer date and too few services; it corrects both.
+        steps.append(
+            (
+                0.38,
+                EventCorrected(
+                    envelope=w.envelope(EventType.EventCorrected, by_host=True, days=rng.uniform(0.2, 2)),
+                    target_event_id=requested.envelope.event_id,
+                    core_changes=(
+                        FieldChange(
+                            field="respond_by",
+                            value_json=json.dumps((requested.respond_by + timedelta(days=14)).isoformat()),
+                        ),
+                    ),
+                    needs_changes=(
+                        FieldChange(
+                            field="services_requested",
+                            value_json=json.dumps(
+                                [*requested.services_requested, ServiceType.CaseManagement.value]
+                            ),
+                        ),
+                    ),
+                ),
+            )
+        )
     declined = rng.random() < 0.1
     steps.append(
         (
@@ -390,6 +459,7 @@ def synthetic_case(
                     travel_mode=corridor.travel_mode,
                     escorts=(EscortType.SocialWorker,),
                     special_needs=(Need.ChildProtection,) if age_band in CHILD_BANDS else (),
+                    legs=_legs(corridor, planned),
                 ),
             )
         )
@@ -411,6 +481,21 @@ def synthetic_case(
             )
         )
         handed_over = w.now
+        if rng.random() < RETRACTED_SHARE:
+            # A follow-up recorded on this case by mistake, taken back the next day.
+            wrong = FollowUpRecorded(
+                envelope=w.envelope(EventType.FollowUpRecorded, by_host=False, days=rng.uniform(20, 40)),
+                months_since_return=6,
+                assessed_on=w.today,
+                domains_assessed=(FollowUpDomain.Economic,),
+                status=ReintegrationStatus.AtRisk,
+            )
+            retraction = EventRetracted(
+                envelope=w.envelope(EventType.EventRetracted, by_host=False, days=1),
+                target_event_id=wrong.envelope.event_id,
+                reason=RetractionReason.WrongCase,
+            )
+            steps += [(0.75, wrong), (0.76, retraction)]
         for share, months in ((0.8, 3), (0.9, 6), (0.95, 12)):
             w.now = handed_over + timedelta(days=months * 30.4 - 1)
             steps.append(
@@ -447,6 +532,30 @@ def synthetic_case(
     )
     events += [event for share, event in steps if share <= complete]
     return events
+
+
+def _legs(corridor: Corridor, planned: date) -> tuple[RouteLeg, ...]:
+    """The route home: one leg per border, the transit country's crossing the next day."""
+    if corridor.via is None:
+        return ()
+    host, via, home = (CountryCode(c) for c in (corridor.host, corridor.via, corridor.home))
+    mode = corridor.travel_mode
+    return (
+        RouteLeg(
+            from_country=host,
+            to_country=via,
+            crossing_point=corridor.entry,
+            travel_mode=mode,
+            planned_on=planned,
+        ),
+        RouteLeg(
+            from_country=via,
+            to_country=home,
+            crossing_point=corridor.crossing,
+            travel_mode=mode,
+            planned_on=planned + timedelta(days=1),
+        ),
+    )
 
 
 def synthetic_stream(
