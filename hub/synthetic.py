@@ -383,22 +383,6 @@ def synthetic_case(
         respond_by=w.today + timedelta(days=30),
     )
     steps.append((0.2, requested))
-    transit = CountryCode(corridor.via) if corridor.via else None
-    if transit is not None:
-        # The partner country learns of the route once the host has one, before it answers.
-        steps.append(
-            (
-                0.35,
-                TransitPartyChanged(
-                    envelope=w.envelope(
-                        EventType.TransitPartyChanged, by_host=True, days=rng.uniform(0.5, 3)
-                    ),
-                    transit_country=transit,
-                    transit_change=TransitChange.Added,
-                    crossing_points=tuple(c for c in (corridor.entry, corridor.crossing) if c is not None),
-                ),
-            )
-        )
     steps.append(
         (
             0.3,
@@ -409,6 +393,22 @@ def synthetic_case(
             ),
         )
     )
+    transit = CountryCode(corridor.via) if corridor.via else None
+    if transit is not None:
+        # Both parties and the transit country learn of the route as soon as the host has one.
+        steps.append(
+            (
+                0.33,
+                TransitPartyChanged(
+                    envelope=w.envelope(
+                        EventType.TransitPartyChanged, by_host=True, days=rng.uniform(0.5, 3)
+                    ),
+                    transit_country=transit,
+                    transit_change=TransitChange.Added,
+                    crossing_points=tuple(c for c in (corridor.entry, corridor.crossing) if c is not None),
+                ),
+            )
+        )
     if rng.random() < CORRECTED_SHARE:
         # The host entered the wrong answer date and too few services; it corrects both.
         steps.append(
@@ -463,7 +463,9 @@ def synthetic_case(
                 ),
             )
         )
-        w.now = datetime.combine(planned, w.now.timetz())
+        # Through a transit country, the handover at the home border is on the last leg's day.
+        arrival = planned + timedelta(days=1 if corridor.via else 0)
+        w.now = datetime.combine(arrival, w.now.timetz())
         steps.append(
             (
                 0.7,
