@@ -2,15 +2,21 @@
 
 Idempotent (an event id already applied changes nothing) and per case, so that events of different
 cases may arrive in any order and a replay from offset 0 equals the live state.
+
+Corrections and retractions are compensating events: the state is the fold of the case's *effective*
+events (each target replaced by its corrected version, retracted ones left out). A case keeps its
+events (without personal data) for that; until its first amendment the fold is incremental, after it
+the state is recomputed, so that where an amendment arrives among the case's events does not matter.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import assert_never
+from typing import Any, assert_never
 
 from pydantic import TypeAdapter
 
@@ -26,6 +32,7 @@ from hub.contract import (
     EventCorrected,
     EventRetracted,
     ExploitationType,
+    FieldChange,
     FollowUpRecorded,
     Gender,
     HandoverCompleted,
@@ -74,6 +81,8 @@ class Amendment:
     kind: str  # "corrected" or "retracted"
     fields: tuple[str, ...]
     recorded_at: datetime
+    #: the type of the event amended; None while the target has not arrived
+    target_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,13 +123,17 @@ class CaseState:
     #: transit countries the person crosses on the way home, and the route as legs
     transit: frozenset[CountryCode] = frozenset()
     legs: tuple[RouteLeg, ...] = ()
-    #: the events whose facts the case holds, by role, so a correction or retraction finds them
-    milestones: tuple[tuple[str, int], ...] = ()
+    #: the corrections and retractions received, by time recorded (shown on the next agenda)
     amendments: tuple[Amendment, ...] = ()
+    #: the identification itself was retracted: the case never was one (not counted, nothing due)
+    void: bool = False
     last_event_at: datetime
     #: ids of the events applied (as 128-bit integers: half the memory of their text), so that
     #: applying one twice changes nothing
     applied: frozenset[int] = frozenset()
+    #: the case's events as received, each as (event type, contract JSON without personal data):
+    #: what a correction or retraction arriving later is applied to
+    history: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> bytes:
         return _CASE_STATE.dump_json(self)
@@ -186,137 +199,21 @@ def _opened(event: VictimIdentified) -> CaseState:
         reflection_start=event.reflection_period_start,
         reflection_days=event.reflection_period_days,
         labour_sectors=event.labour_sectors,
-        milestones=(("VictimIdentified", envelope.event_id.int),),
         last_event_at=envelope.occurred_at,
         applied=frozenset({envelope.event_id.int}),
     )
 
 
-def _milestone(state: CaseState, kind: str, event_id: int) -> tuple[tuple[str, int], ...]:
-    return (*((k, i) for k, i in state.milestones if k != kind), (kind, event_id))
+_Amending = EventCorrected | EventRetracted
 
 
-def _kind_of(state: CaseState, event_id: int) -> str | None:
-    for kind, known in state.milestones:
-        if known == event_id:
-            return kind
-    if any(follow_up.event_id == event_id for follow_up in state.follow_ups):
-        return "FollowUpRecorded"
-    return None
+def _stage_after_answer(state: CaseState) -> Stage:
+    return Stage.ACKNOWLEDGED if state.acknowledged_at is not None else Stage.REFERRED
 
 
-#: The case facts each corrected field of an event sets: (event type, field) -> CaseState field.
-_CORRECTED: dict[tuple[str, str], str] = {
-    ("VictimIdentified", "status"): "status",
-    ("VictimIdentified", "identified_on"): "identified_on",
-    ("VictimIdentified", "sex"): "sex",
-    ("VictimIdentified", "age_band"): "age_band",
-    ("VictimIdentified", "nationality"): "nationality",
-    ("VictimIdentified", "exploitation_types"): "exploitation_types",
-    ("VictimIdentified", "labour_sectors"): "labour_sectors",
-    ("VictimIdentified", "reflection_period_start"): "reflection_start",
-    ("VictimIdentified", "reflection_period_days"): "reflection_days",
-    ("ReferralRequested", "respond_by"): "respond_by",
-    ("ReferralAnswered", "decline_reason"): "decline_reason",
-    ("ReturnNoticeIssued", "planned_return_on"): "planned_return_on",
-    ("ReturnNoticeIssued", "crossing_point"): "crossing_point",
-    ("ReturnNoticeIssued", "legs"): "legs",
-    ("HandoverCompleted", "handed_over_on"): "handed_over_on",
-    ("CaseClosed", "closed_on"): "closed_on",
-}
-
-
-def _corrected(state: CaseState, event: EventCorrected) -> dict[str, object]:
-    """The case facts ``event`` corrects (those of its target the case holds)."""
-    target = event.target_event_id.int
-    kind = _kind_of(state, target)
-    changes: dict[str, object] = {}
-    if kind is None:
-        return changes
-    model = EVENT_MODELS[kind]
-    for change in (
-        *event.core_changes,
-        *event.needs_changes,
-        *event.legal_changes,
-        *event.health_changes,
-        *event.personal_changes,
-    ):
-        field = model.model_fields.get(change.field)
-        if field is None or field.annotation is None:
-            continue
-        try:
-            value = TypeAdapter(field.annotation).validate_json(change.value_json)
-        except ValueError:
-            continue  # a value the target's field cannot take changes nothing
-        if kind == "FollowUpRecorded" and change.field in ("assessed_on", "status"):
-            changes["follow_ups"] = tuple(
-                replace(f, **{change.field: value}) if f.event_id == target else f
-                for f in changes.get("follow_ups", state.follow_ups)  # type: ignore[attr-defined]
-            )
-            continue
-        name = _CORRECTED.get((kind, change.field))
-        if name is not None:
-            changes[name] = value
-    return changes
-
-
-def _retracted(state: CaseState, target: int) -> dict[str, object]:
-    """The case with the effect of its event ``target`` undone, for the events a case's stage
-    rests on (an identification is not retracted: the case is closed instead)."""
-    kind = _kind_of(state, target)
-    others = tuple((k, i) for k, i in state.milestones if i != target)
-    match kind:
-        case "ReferralAnswered":
-            stage = Stage.ACKNOWLEDGED if state.acknowledged_at is not None else Stage.REFERRED
-            return {
-                "stage": stage,
-                "answered_at": None,
-                "decision": None,
-                "decline_reason": None,
-                "milestones": others,
-            }
-        case "ReturnNoticeIssued":
-            return {
-                "stage": Stage.ACCEPTED,
-                "return_notice_at": None,
-                "planned_return_on": None,
-                "crossing_point": None,
-                "legs": (),
-                "milestones": others,
-            }
-        case "HandoverCompleted":
-            stage = Stage.RETURN_NOTIFIED if state.return_notice_at is not None else Stage.ACCEPTED
-            return {"stage": stage, "handed_over_on": None, "milestones": others}
-        case "ReferralAcknowledged":
-            stage = Stage.REFERRED if state.stage == Stage.ACKNOWLEDGED else state.stage
-            return {"stage": stage, "acknowledged_at": None, "milestones": others}
-        case "FollowUpRecorded":
-            return {"follow_ups": tuple(f for f in state.follow_ups if f.event_id != target)}
-        case "CaseClosed":
-            return {
-                "closed_by": frozenset(),
-                "closed_on": None,
-                "milestones": others,
-                **(
-                    {"stage": Stage.HANDED_OVER}
-                    if state.stage == Stage.CLOSED and state.handed_over_on
-                    else {"stage": Stage.ACCEPTED}
-                    if state.stage == Stage.CLOSED
-                    else {}
-                ),
-            }
-        case _:
-            return {}
-
-
-def evolve(state: CaseState | None, event: Event) -> CaseState | None:
-    """The case after ``event``. A case exists from its identification on; events that came before
-    it (the router rejects those) leave it absent."""
+def _apply(state: CaseState, event: Event) -> CaseState:
+    """``state`` after one effective event (an amendment only counts as seen here)."""
     event_id = event.envelope.event_id.int
-    if state is None:
-        return _opened(event) if isinstance(event, VictimIdentified) else None
-    if event_id in state.applied:
-        return state
     at = event.envelope.occurred_at
     changes: dict[str, object] = {
         "applied": state.applied | {event_id},
@@ -327,6 +224,7 @@ def evolve(state: CaseState | None, event: Event) -> CaseState | None:
             changes |= {
                 "labour_sectors": event.labour_sectors,
                 "status": event.status,
+                "identified_on": event.identified_on,
                 "sex": event.sex,
                 "age_band": event.age_band,
                 "nationality": event.nationality,
@@ -341,7 +239,6 @@ def evolve(state: CaseState | None, event: Event) -> CaseState | None:
                 "stage": Stage.REFERRED,
                 "referral_requested_at": at,
                 "respond_by": event.respond_by,
-                "milestones": _milestone(state, "ReferralRequested", event_id),
                 "acknowledged_at": None,
                 "answered_at": None,
                 "decision": None,
@@ -349,16 +246,12 @@ def evolve(state: CaseState | None, event: Event) -> CaseState | None:
                 "home": state.home or event.envelope.destination_country,
             }
         case ReferralAcknowledged():
-            changes |= {
-                "acknowledged_at": at,
-                "milestones": _milestone(state, "ReferralAcknowledged", event_id),
-            }
+            changes["acknowledged_at"] = at
             if state.stage == Stage.REFERRED:
                 changes["stage"] = Stage.ACKNOWLEDGED
         case ReferralAnswered():
             accepted = event.decision == ReferralDecision.Accepted
             changes |= {
-                "milestones": _milestone(state, "ReferralAnswered", event_id),
                 "answered_at": at,
                 "decision": event.decision,
                 "decline_reason": event.decline_reason,
@@ -371,14 +264,9 @@ def evolve(state: CaseState | None, event: Event) -> CaseState | None:
                 "planned_return_on": event.planned_return_on,
                 "crossing_point": event.crossing_point,
                 "legs": event.legs,
-                "milestones": _milestone(state, "ReturnNoticeIssued", event_id),
             }
         case HandoverCompleted():
-            changes |= {
-                "stage": Stage.HANDED_OVER,
-                "handed_over_on": event.handed_over_on,
-                "milestones": _milestone(state, "HandoverCompleted", event_id),
-            }
+            changes |= {"stage": Stage.HANDED_OVER, "handed_over_on": event.handed_over_on}
         case FollowUpRecorded():
             others = tuple(f for f in state.follow_ups if f.months != event.months_since_return)
             follow_up = FollowUp(
@@ -390,11 +278,7 @@ def evolve(state: CaseState | None, event: Event) -> CaseState | None:
             changes["follow_ups"] = tuple(sorted((*others, follow_up), key=lambda f: f.months))
         case CaseClosed():
             closed_by = state.closed_by | {event.envelope.source_country}
-            changes |= {
-                "closed_by": closed_by,
-                "closed_on": event.closed_on,
-                "milestones": _milestone(state, "CaseClosed", event_id),
-            }
+            changes |= {"closed_by": closed_by, "closed_on": event.closed_on}
             if state.home is None or closed_by >= {state.host, state.home}:
                 changes["stage"] = Stage.CLOSED
         case ConsentChanged():
@@ -403,39 +287,144 @@ def evolve(state: CaseState | None, event: Event) -> CaseState | None:
             country = event.transit_country
             added = event.transit_change == TransitChange.Added
             changes["transit"] = state.transit | {country} if added else state.transit - {country}
-        case EventCorrected():
-            changes |= _corrected(state, event)
-            fields = tuple(
-                change.field
-                for change in (
-                    *event.core_changes,
-                    *event.needs_changes,
-                    *event.legal_changes,
-                    *event.health_changes,
-                    *event.personal_changes,
-                )
-            )
-            amendment = Amendment(
-                event_id=event_id,
-                target_event_id=event.target_event_id.int,
-                kind="corrected",
-                fields=fields,
-                recorded_at=event.envelope.recorded_at,
-            )
-            changes["amendments"] = (*state.amendments, amendment)
-        case EventRetracted():
-            changes |= _retracted(state, event.target_event_id.int)
-            amendment = Amendment(
-                event_id=event_id,
-                target_event_id=event.target_event_id.int,
-                kind="retracted",
-                fields=(),
-                recorded_at=event.envelope.recorded_at,
-            )
-            changes["amendments"] = (*state.amendments, amendment)
+        case EventCorrected() | EventRetracted():
+            pass  # they change which events are effective: see _recomputed
         case _:
             assert_never(event)
     return replace(state, **changes)  # type: ignore[arg-type]
+
+
+# -- the case's history, and the effective events ---------------------------------------------------
+
+
+def _without_personal(event: Event) -> Event:
+    """What the case keeps of an event: projections hold no personal data."""
+    update: dict[str, object] = {}
+    if getattr(event, "personal", None) is not None:
+        update["personal"] = None
+    if isinstance(event, EventCorrected) and event.personal_changes:
+        update["personal_changes"] = ()
+    return event.model_copy(update=update) if update else event
+
+
+def _entry(event: Event) -> tuple[str, str]:
+    return type(event).__name__, _without_personal(event).model_dump_json()
+
+
+def _loaded(entry: tuple[str, str]) -> Event:
+    kind, text = entry
+    return EVENT_MODELS[kind].model_validate_json(text)
+
+
+def _changes(event: EventCorrected) -> tuple[FieldChange, ...]:
+    return (
+        *event.core_changes,
+        *event.needs_changes,
+        *event.legal_changes,
+        *event.health_changes,
+        *event.personal_changes,
+    )
+
+
+def _when(event: Event) -> tuple[datetime, int]:
+    """The order amendments take effect in: as recorded, whatever order they arrived in."""
+    return event.envelope.recorded_at, event.envelope.event_id.int
+
+
+def corrected_event(event: Event, corrections: Iterable[EventCorrected]) -> Event:
+    """``event`` with the values of ``corrections`` (later recorded wins). A change naming a field the
+    event lacks, or a value the field cannot take, changes nothing (the router rejects those)."""
+    model = type(event)
+    values: dict[str, Any] = event.model_dump(mode="json")
+    changed = False
+    for correction in sorted(corrections, key=_when):
+        for change in _changes(correction):
+            if change.field not in model.model_fields or change.field == "envelope":
+                continue
+            try:
+                candidate = {**values, change.field: json.loads(change.value_json)}
+                model.model_validate(candidate)
+            except ValueError:
+                continue
+            values, changed = candidate, True
+    return model.model_validate(values) if changed else event
+
+
+def effective_events(events: Iterable[Event]) -> list[Event]:
+    """A case's events as they count: amendments applied to their targets, retracted events and the
+    amendments themselves left out, in the order the case received the rest."""
+    received = list(events)
+    retracted = {e.target_event_id.int for e in received if isinstance(e, EventRetracted)}
+    corrections: dict[int, list[EventCorrected]] = {}
+    for event in received:
+        if isinstance(event, EventCorrected):
+            corrections.setdefault(event.target_event_id.int, []).append(event)
+    seen: set[int] = set()
+    effective: list[Event] = []
+    for event in received:
+        event_id = event.envelope.event_id.int
+        if isinstance(event, _Amending) or event_id in retracted or event_id in seen:
+            continue
+        seen.add(event_id)
+        effective.append(corrected_event(event, corrections.get(event_id, ())))
+    return effective
+
+
+def _amendment(event: EventCorrected | EventRetracted, types: Mapping[int, str]) -> Amendment:
+    target = event.target_event_id.int
+    corrected = isinstance(event, EventCorrected)
+    return Amendment(
+        event_id=event.envelope.event_id.int,
+        target_event_id=target,
+        kind="corrected" if corrected else "retracted",
+        fields=tuple(change.field for change in _changes(event)) if isinstance(event, EventCorrected) else (),
+        recorded_at=event.envelope.recorded_at,
+        target_type=types.get(target),
+    )
+
+
+def _recomputed(history: tuple[tuple[str, str], ...]) -> CaseState | None:
+    """The case from its whole history: the fold of its effective events."""
+    received = [_loaded(entry) for entry in history]
+    opening = next((e for e in received if isinstance(e, VictimIdentified)), None)
+    if opening is None:
+        return None
+    effective = effective_events(received)
+    state: CaseState | None = None
+    for event in effective:
+        if state is None:
+            if isinstance(event, VictimIdentified):
+                state = _opened(event)
+            continue
+        state = _apply(state, event)
+    void = state is None  # every identification of the case was retracted
+    if state is None:
+        state = _opened(opening)
+    types = {e.envelope.event_id.int: type(e).__name__ for e in received}
+    amendments = sorted((e for e in received if isinstance(e, _Amending)), key=_when)
+    return replace(
+        state,
+        void=void,
+        amendments=tuple(_amendment(event, types) for event in amendments),
+        applied=frozenset(types),
+        last_event_at=max(e.envelope.occurred_at for e in received),
+        history=history,
+    )
+
+
+def evolve(state: CaseState | None, event: Event) -> CaseState | None:
+    """The case after ``event``. A case exists from its identification on; events that came before
+    it (the router rejects those) leave it absent."""
+    if state is None:
+        if not isinstance(event, VictimIdentified):
+            return None
+        return replace(_opened(event), history=(_entry(event),))
+    if event.envelope.event_id.int in state.applied:
+        return state
+    history = (*state.history, _entry(event))
+    if isinstance(event, _Amending) or state.amendments:
+        return _recomputed(history)
+    return replace(_apply(state, event), history=history)
 
 
 def fold(events: Iterable[Event], states: Mapping[str, CaseState] | None = None) -> dict[str, CaseState]:
@@ -450,5 +439,17 @@ def fold(events: Iterable[Event], states: Mapping[str, CaseState] | None = None)
 
 
 def as_of(events: Iterable[Event], moment: datetime) -> dict[str, CaseState]:
-    """The cases as they stood at ``moment`` (event time): for a dispute at a CMM."""
+    """The cases as they stood at ``moment`` in event time (``occurred_at``): for a dispute at a CMM
+    about what had happened by then."""
     return fold(event for event in events if event.envelope.occurred_at <= moment)
+
+
+def known_as_of(events: Iterable[Event], moment: datetime) -> dict[str, CaseState]:
+    """The cases as the hub knew them at ``moment``: only what had been recorded (``recorded_at``) by
+    then, so a correction recorded later is not yet applied. An agenda built on it shows what a
+    meeting knew; :func:`fold` of everything is the corrected state."""
+    return fold(event for event in events if event.envelope.recorded_at <= moment)
+
+
+#: The same, under the name of the view it gives.
+state_as_of = known_as_of
