@@ -187,6 +187,7 @@ class AmendmentRow:
     kind: str  # corrected / retracted
     fields: tuple[str, ...]
     recorded_on: date
+    event_type: str | None = None  # the type of the event amended
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,9 @@ def build_agenda(
     start = last_meeting if last_meeting is not None else add_months(today, -cadence)
     next_meeting = add_months(today, cadence)
     deadlines = corridor.deadlines
-    cases = [state for state in corridor_cases(states, corridor) if state.identified_at <= as_of]
+    known = [state for state in corridor_cases(states, corridor) if state.identified_at <= as_of]
+    # A case whose identification was retracted is only listed as retracted, not as a case.
+    cases = [state for state in known if not state.void]
 
     new_cases: list[NewCase] = []
     awaiting: list[AwaitingAnswer] = []
@@ -491,8 +494,9 @@ def build_agenda(
                 kind=amendment.kind,
                 fields=amendment.fields,
                 recorded_on=amendment.recorded_at.date(),
+                event_type=amendment.target_type,
             )
-            for state in cases
+            for state in known
             for amendment in state.amendments
             if _in_period(amendment.recorded_at.date(), start, today) and amendment.recorded_at <= as_of
         ),

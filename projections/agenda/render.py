@@ -24,7 +24,7 @@ import yaml
 from hub.codes import FALLBACK_LANGUAGE, CodeLabels, labels_for
 from hub.contract import CountryCode, DeclineReason, ReintegrationStatus
 from hub.errors import ConfigError
-from projections.agenda.build import Agenda, DecisionReason
+from projections.agenda.build import Agenda, AmendmentRow, DecisionReason
 
 __all__ = ["Phrases", "phrases_for", "to_html", "to_markdown", "to_pdf"]
 
@@ -57,6 +57,14 @@ def _all_phrases() -> dict[str, dict[str, str]]:
     return {
         str(language): _flatten(entries) for language, entries in raw.items() if isinstance(entries, Mapping)
     }
+
+
+def _amended(row: AmendmentRow) -> str:
+    """What was amended: the event's type and the fields corrected."""
+    fields = ", ".join(row.fields)
+    if row.event_type is None:
+        return fields
+    return f"{row.event_type}: {fields}" if fields else row.event_type
 
 
 @dataclass(frozen=True)
@@ -320,7 +328,7 @@ class _Writer:
                 "amendments",
                 self.columns("case", "change", "fields", "recorded_on"),
                 [
-                    ((row.case_id, row.kind, ", ".join(row.fields), row.recorded_on.isoformat()), False)
+                    ((row.case_id, row.kind, _amended(row), row.recorded_on.isoformat()), False)
                     for row in agenda.amendments
                 ],
             ),

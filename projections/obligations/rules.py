@@ -74,7 +74,7 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
     owed: list[Obligation] = []
     host, home = state.host, state.home
     transit = tuple(sorted(state.transit))
-    if state.stage == Stage.CLOSED:
+    if state.stage == Stage.CLOSED or state.void:  # nothing is owed on a retracted identification
         return owed
 
     ends = state.reflection_ends

@@ -473,7 +473,8 @@ def regional_statistics(
     of any case. A case id given twice counts once (the last state given)."""
     if threshold < 2:
         raise ValueError(f"threshold must be at least 2, not {threshold}: 1 would publish single cases")
-    cases = list({state.case_id: state for state in states}.values())
+    # A case whose identification was retracted never was one: it is not counted anywhere.
+    cases = [state for state in {state.case_id: state for state in states}.values() if not state.void]
     if as_of is None and cases:
         as_of = max(state.last_event_at for state in cases).date()
 
