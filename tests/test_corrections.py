@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,9 @@ from hub.errors import InvalidEvent
 from hub.events import Event, parse_event
 from hub.routing import Reason
 from projections.agenda.build import build_agenda
-from projections.cases.fold import Stage, as_of, fold
+from projections.cases.fold import CaseState, Stage, as_of, effective_events, fold, known_as_of, state_as_of
+from projections.obligations.rules import deadlines_for, obligations
+from projections.stats.aggregate import regional_statistics
 from tests.strategies import NOW
 from tests.test_routing import AGREEMENTS, TH_MM, Case, Hub, inbox, sent_by
 
@@ -206,3 +209,141 @@ def test_amendments_fold_idempotently(order: list[int], repeat: int) -> None:
     assert [e.value for e in state.exploitation_types] == ["ForcedLabour", "ForcedCriminality"]
     assert len(state.amendments) == 3
     assert datetime.now(UTC) > state.last_event_at
+
+
+# -- the fold of the effective events ---------------------------------------------------------------
+
+
+def _at(days_ago: float) -> dict[str, datetime]:
+    moment = NOW - timedelta(days=days_ago)
+    return {"occurred_at": moment, "recorded_at": moment}
+
+
+def _long_story() -> list[Event]:
+    """The case up to two follow-ups, each event a day after the one before."""
+    return [
+        *_story(),
+        TH_MM.handover(envelope=_at(4)),
+        TH_MM.follow_up(3, envelope=_at(3)),
+        TH_MM.follow_up(6, envelope=_at(2), status="AtRisk"),
+    ]
+
+
+def _new_return_day(notice: Event, day: str, *, hours_ago: int) -> Event:
+    moment = NOW - timedelta(hours=hours_ago)
+    return corrected(notice, "TH", at=moment, planned_return_on=("core_changes", day))
+
+
+def _without_history(states: dict[str, CaseState]) -> dict[str, CaseState]:
+    # the history is the case's events in arrival order: everything else must not depend on it
+    return {case_id: replace(state, history=()) for case_id, state in states.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_where_amendments_arrive_does_not_matter(data: st.DataObject) -> None:
+    base = _long_story()
+    amendments = [
+        corrected(
+            base[4], "TH", at=NOW - timedelta(hours=5), planned_return_on=("core_changes", "2027-02-01")
+        ),
+        corrected(
+            base[4], "TH", at=NOW - timedelta(hours=4), planned_return_on=("core_changes", "2027-02-03")
+        ),
+        corrected(base[6], "MM", at=NOW - timedelta(hours=3), status=("core_changes", "LostContact")),
+        retracted(base[7], "MM"),
+        retracted(base[2], "MM"),
+    ]
+    chosen = data.draw(st.lists(st.sampled_from(amendments), unique_by=lambda e: e.envelope.event_id))
+    mixed = list(base)
+    for amendment in chosen:  # anywhere after the identification, even before its target
+        mixed.insert(data.draw(st.integers(1, len(mixed))), amendment)
+
+    in_log_order = fold([*base, *chosen])
+    assert _without_history(fold(mixed)) == _without_history(in_log_order)
+    # and the state is the fold of the effective events, plus the amendments it has seen
+    effective = fold(effective_events([*base, *chosen]))[TH_MM.case_id]
+    state = in_log_order[TH_MM.case_id]
+    facts = {"amendments": (), "applied": frozenset(), "history": (), "last_event_at": NOW}
+    assert replace(state, **facts) == replace(effective, **facts)  # type: ignore[arg-type]
+    assert len(state.amendments) == len(chosen)
+    # applying any of them again changes nothing
+    assert fold(mixed, fold(mixed)) == fold(mixed)
+
+
+def test_the_later_recorded_correction_of_a_field_wins() -> None:
+    base = _story()
+    first = corrected(
+        base[4], "TH", at=NOW - timedelta(hours=5), planned_return_on=("core_changes", "2027-02-01")
+    )
+    second = corrected(
+        base[4], "TH", at=NOW - timedelta(hours=4), planned_return_on=("core_changes", "2027-02-03")
+    )
+    for order in ([first, second], [second, first]):
+        assert fold([*base, *order])[TH_MM.case_id].planned_return_on == date(2027, 2, 3)
+
+
+def test_a_retracted_follow_up_restores_the_one_it_replaced() -> None:
+    base = _long_story()[:7]  # the 3-month follow-up recorded
+    mistaken = TH_MM.follow_up(3, envelope=_at(1), status="ReTrafficked")
+    state = fold([*base, mistaken])[TH_MM.case_id]
+    assert [f.status.value for f in state.follow_ups] == ["ReTrafficked"]
+
+    state = fold([*base, mistaken, retracted(mistaken, "MM", reason="WrongCase")])[TH_MM.case_id]
+    assert [f.status.value for f in state.follow_ups] == ["Reintegrating"]
+    assert [a.target_type for a in state.amendments] == ["FollowUpRecorded"]
+
+
+def test_a_retracted_return_notice_after_the_handover_keeps_the_handover() -> None:
+    base = _long_story()[:6]
+    state = fold([*base, retracted(base[4], "TH")])[TH_MM.case_id]
+    assert state.stage == Stage.HANDED_OVER
+    assert (state.planned_return_on, state.return_notice_at) == (None, None)
+
+
+def test_the_known_as_of_view_waits_for_the_correction_to_be_recorded() -> None:
+    base = _story()
+    # the correction is of something that happened 2 days ago, recorded only today
+    correction = amending(
+        "EventCorrected",
+        base[4],
+        "TH",
+        at=NOW - timedelta(days=2),
+        core_changes=[{"field": "planned_return_on", "value_json": '"2027-02-01"'}],
+    )
+    correction = correction.model_copy(
+        update={"envelope": correction.envelope.model_copy(update={"recorded_at": NOW - timedelta(hours=1)})}
+    )
+    events = [*base, correction]
+    yesterday = NOW - timedelta(days=1)
+
+    assert known_as_of(events, yesterday)[TH_MM.case_id].planned_return_on == date(2027, 1, 15)
+    assert as_of(events, yesterday)[TH_MM.case_id].planned_return_on == date(2027, 2, 1)
+    assert fold(events)[TH_MM.case_id].planned_return_on == date(2027, 2, 1)
+    assert state_as_of is known_as_of
+
+
+def test_a_retracted_identification_leaves_no_case_to_count_or_owe() -> None:
+    # the router refuses it (a case is closed instead); a replay of an older log may still hold one
+    base = _story()[:2]
+    states = fold([*base, retracted(base[0], "TH", reason="WrongPerson")])
+    state = states[TH_MM.case_id]
+
+    assert state.void
+    assert obligations(state, deadlines_for(state, AGREEMENTS)) == []
+    assert regional_statistics(states.values(), AGREEMENTS).people.value == 0
+    corridor = AGREEMENTS.corridor("TH", "MM")
+    assert corridor is not None
+    agenda = build_agenda(states, corridor, as_of=NOW, last_meeting=date(2026, 10, 1))
+    assert agenda.new_cases == ()
+    assert [(row.kind, row.event_type) for row in agenda.amendments] == [("retracted", "VictimIdentified")]
+
+
+def test_the_case_keeps_no_personal_data_of_its_events() -> None:
+    base = _story()
+    correction = corrected(base[4], "TH", personal=("personal_changes", {"given_names": "Aung Ko"}))
+    state = fold([*base, correction])[TH_MM.case_id]
+
+    assert state.history
+    assert not any("given_names" in text or "Aung Ko" in text for _, text in state.history)
+    assert CaseState.from_json(state.to_json()) == state
