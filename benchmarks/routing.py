@@ -94,7 +94,7 @@ from hub import localkafka
 from hub.agreements import load_agreements
 
 try:
-    from hub.cli import make_router
+    from hub.cli import make_router, national_systems
 except Exception as exc:  # the worker's own module: without it there is no hub to measure
     raise SystemExit(
         f"routing benchmark: hub.cli does not import, nor can `lintas worker` start: {exc!r}"
@@ -103,7 +103,7 @@ from hub.codec import Codec
 from hub.contract import ReceiptStatus
 from hub.events import Event
 from hub.headers import Headers, envelope_headers
-from hub.kafka import client_options, ensure_topics
+from hub.kafka import EventWriter, client_options, ensure_topics
 from hub.routing import Incoming, country_of_topic, encode_route
 from hub.settings import Settings
 from hub.synthetic import CORRIDORS, synthetic_case, synthetic_stream
@@ -117,6 +117,7 @@ from hub.topics import (
     nrm_events,
     nrm_receipts,
 )
+from hub.wire.national import NationalSystems
 
 REPO = Path(__file__).resolve().parent.parent
 PASSTHROUGH_OUT = "bench.passthrough.out"
@@ -170,7 +171,7 @@ class Placed:
     offset: int
 
 
-def encoded(codec: Codec, events: Sequence[Event]) -> list[Outbound]:
+def encoded(codec: EventWriter, events: Sequence[Event]) -> list[Outbound]:
     return [
         Outbound(
             nrm_events(e.envelope.source_country.value),
@@ -1099,7 +1100,8 @@ class Context:
     config: dict[str, Any]
     bootstrap: str
     cluster: Cluster
-    codec: Codec
+    #: the national systems: contract v2 events, sectioned, sealed and signed as each country writes them
+    codec: NationalSystems
     inputs: list[Partition]
     receipts: list[Partition]
     inboxes: list[Partition]
@@ -1210,6 +1212,8 @@ def _ensure(result: Any) -> None:
 
 def run(args: argparse.Namespace, bootstrap: str, broker: str, log_dir: Path) -> dict[str, Any]:
     load_before = os.getloadavg()
+    # The national systems of the run (this process) and the hub's workers share one key store.
+    os.environ["LINTAS_KEYS__STORE"] = str(log_dir / "keys.sqlite")
     settings = Settings()
     config = kafka_config(settings, bootstrap)
     parties = {
@@ -1248,7 +1252,7 @@ def run(args: argparse.Namespace, bootstrap: str, broker: str, log_dir: Path) ->
             config,
             bootstrap,
             cluster,
-            Codec(),
+            national_systems(settings),
             cluster.partitions(pattern=NRM_EVENTS_PATTERN),
             cluster.partitions([nrm_receipts(cc) for cc in countries]),
             cluster.partitions([focal_inbox(cc) for cc in countries]),
@@ -1273,7 +1277,7 @@ def baseline_run(
         backlog.write()
         plan = None
         if fanout:
-            plan = dry_run(ctx.settings, ctx.codec, messages, backlog.where())
+            plan = dry_run(ctx.settings, ctx.codec.wire.codec, messages, backlog.where())
             ctx.cluster.create(sorted(FANOUT_PREFIX + t for t in plan.topics), ctx.args.partitions)
         copy.join(ctx.inputs)
         visible = backlog.commit()

@@ -234,7 +234,9 @@ def open_keys(settings: Settings) -> KeyStore:
 
 def national_systems(settings: Settings, codec: Codec | None = None) -> NationalSystems:
     """Every demo country's national system (their published demo keys)."""
-    return NationalSystems(Wire(codec or Codec(), directory=key_directory(settings)), open_keys(settings))
+    return NationalSystems(
+        Wire(codec or Codec(), directory=key_directory(settings)), open_keys(settings), omit_erased=True
+    )
 
 
 def _countries(settings: Settings) -> list[str]:
@@ -350,6 +352,7 @@ def alerts(
             Codec(),
             load_agreements(settings.agreements_path),
             clock=lambda: datetime.now(UTC),
+            signer=hub_signer(settings),
             **_processor_options(settings, ALERTS_GROUP, instance),
         )
         await worker.run(stop, tick_every=every)

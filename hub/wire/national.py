@@ -7,9 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from hub.crypto.keystore import KeyStore
+from hub.contract import DataCategory
+from hub.crypto.keystore import KeysDestroyed, KeyStore
+from hub.crypto.policy import SEALED_CATEGORIES
 from hub.crypto.signing import KeyDirectory, Signer, demo_signer, load_key_directory
 from hub.events import Event
+from hub.minimise import minimise
 from hub.settings import Settings
 from hub.wire.codec import HUB_SIGNER, Wire
 
@@ -25,9 +28,13 @@ class NationalSystems:
         *,
         signer_of: Callable[[str], Signer] = demo_signer,
         sensitive: Collection[str] = (),
+        omit_erased: bool = False,
     ) -> None:
         self.wire = wire
         self.keys = keys
+        #: Send an event of a case whose keys were destroyed without its personal data, as a national
+        #: system that knows of the withdrawal does (else :class:`KeysDestroyed` is raised).
+        self.omit_erased = omit_erased
         self._signer_of = signer_of
         self._signers: dict[str, Signer] = {}
         self.sensitive = sensitive
@@ -39,9 +46,18 @@ class NationalSystems:
         return signer
 
     def encode(self, event: Event) -> bytes:
-        return self.wire.seal(
-            event, self.signer(event.envelope.source_country.value), keys=self.keys, sensitive=self.sensitive
-        )
+        signer = self.signer(event.envelope.source_country.value)
+        try:
+            return self.wire.seal(event, signer, keys=self.keys, sensitive=self.sensitive)
+        except KeysDestroyed:
+            if not self.omit_erased:
+                raise
+        kept = [
+            category
+            for category in DataCategory
+            if category.value not in (*SEALED_CATEGORIES, *self.sensitive)
+        ]
+        return self.wire.seal(minimise(event, kept)[0], signer, keys=self.keys, sensitive=self.sensitive)
 
 
 def key_directory(settings: Settings) -> KeyDirectory:

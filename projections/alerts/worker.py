@@ -15,10 +15,12 @@ import structlog
 from hub.agreements import Agreements
 from hub.codec import Codec
 from hub.contract import Alert as AlertRecord
+from hub.crypto.signing import Signer
 from hub.errors import InvalidEvent
 from hub.processor import Batch, BatchResult, Coordinates, Failure, StateWrite, TransactionalProcessor
 from hub.routing import Outgoing
 from hub.topics import ACCEPTED_EVENTS, PROJECTION_STATE, alerts
+from hub.wire.records import signed_headers
 from projections.cases.fold import CaseState, evolve
 from projections.obligations.rules import Alert, alerts_for, deadlines_for
 
@@ -55,10 +57,13 @@ class AlertWorker(TransactionalProcessor):
         *,
         clock: Callable[[], datetime],
         group_id: str = GROUP_ID,
+        signer: Signer | None = None,
         **options: Any,
     ) -> None:
         super().__init__(bootstrap, group_id=group_id, topics=(ACCEPTED_EVENTS,), **options)
         self.codec = codec
+        #: The hub's key: every alert carries its signature (hub/wire/records.py).
+        self.signer = signer
         self.agreements = agreements
         self.clock = clock
         self.cases: dict[str, CaseState] = {}
@@ -120,8 +125,9 @@ class AlertWorker(TransactionalProcessor):
                 if alert.id in self.sent:
                     continue
                 value = self.codec.encode(alert_record(alert, now))
+                headers = signed_headers(value, self.signer) if self.signer is not None else []
                 for country in dict.fromkeys(alert.recipients):
-                    result.outputs.append(Outgoing(alerts(country.value), case_id.encode(), value))
+                    result.outputs.append(Outgoing(alerts(country.value), case_id.encode(), value, headers))
                 result.state.append(StateWrite(f"{_SENT}{alert.id}", b"1", self.partition_of[case_id]))
                 result.outcomes[f"alert_{alert.level.value}"] += 1
         return result
