@@ -307,3 +307,48 @@ def test_a_sealed_section_under_another_case_is_refused(keys: EmbeddedKeyStore) 
     # then verifying without the signature check still cannot open it: the AAD binds its case
     with pytest.raises(InvalidEvent):
         wire.open(wire_format.write(swapped, wire.event_fingerprint), reader="TH", verify=False)
+
+
+# -- evidence and retention -------------------------------------------------------------------------
+
+
+def test_evidence_verifies_offline_and_shows_a_changed_event(keys: EmbeddedKeyStore) -> None:
+    from hub.wire.evidence import LoggedEvent, export_case, verify_evidence
+
+    event = _identification()
+    data = sealed(event, keys)
+    records = [LoggedEvent("lintas.hub.accepted", 0, 7, 1_700_000_000_000, data)]
+    document = export_case(event.envelope.case_id, records, _wire(keys), DIRECTORY, now=NOW)
+    # the file carries what verifies it: a reader with nothing but the file checks it
+    document = json.loads(json.dumps(document))
+    [verdict] = verify_evidence(document, Wire(CODEC))
+    assert verdict.verified, verdict.detail
+    assert (verdict.signer, verdict.event_type) == ("TH", "VictimIdentified")
+
+    # a changed byte anywhere is shown, not hidden
+    import base64
+
+    raw = bytearray(base64.b64decode(document["events"][0]["value"]))
+    raw[40] ^= 1
+    document["events"][0]["value"] = base64.b64encode(bytes(raw)).decode()
+    [changed] = verify_evidence(document, Wire(CODEC))
+    assert not changed.verified
+
+
+def test_the_keys_of_cases_closed_longer_than_their_retention_are_due_for_destruction() -> None:
+    from hub.agreements import load_agreements
+    from hub.wire.retention import expired_cases, retention_days
+    from projections.cases.fold import fold
+    from tests.test_routing import TH_MM
+
+    agreements = load_agreements()
+    closed = TH_MM.closed(closed_on=datetime(2023, 1, 2).date())
+    states = fold([TH_MM.identified(), closed])
+    state = states[TH_MM.case_id]
+    days = retention_days(state, agreements)
+    assert days >= 1
+    closed_on = datetime(2023, 1, 2, tzinfo=UTC)
+    assert expired_cases(states.values(), agreements, closed_on + timedelta(days=days - 1)) == []
+    assert expired_cases(states.values(), agreements, closed_on + timedelta(days=days + 1)) == [TH_MM.case_id]
+    open_states = fold([TH_MM.identified()])
+    assert expired_cases(open_states.values(), agreements, NOW + timedelta(days=10_000)) == []
