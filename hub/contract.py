@@ -509,6 +509,7 @@ class ObligationKind(StrEnum):
     RecordFollowUp = "RecordFollowUp"
     DecideBeforeReflectionEnds = "DecideBeforeReflectionEnds"
     Other = "Other"
+    EscortInTransit = "EscortInTransit"
 
 
 class ReceiptStatus(StrEnum):

@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from hub.contract import DataCategory, Event, ReceiptStatus, ReturnNoticeIssued
+from hub.contract import CountryCode, DataCategory, Event, ObligationKind, ReceiptStatus, ReturnNoticeIssued
 from hub.events import parse_event
 from hub.routing import Decision, Reason
 from projections.agenda.build import build_agenda
@@ -172,3 +172,56 @@ def test_a_transit_party_event_needs_an_agreement_with_the_transit_country() -> 
     assert decision.status == ReceiptStatus.Accepted
     assert [out.topic for out in inbox(decision)] == ["lintas.focal.mm.inbox"]
     assert agency("TH") == "TH-NRM"
+
+
+def test_the_transit_country_owes_the_escort_between_its_crossings_until_the_handover() -> None:
+    legs = [
+        {**LEGS[0], "planned_on": "2027-01-15"},
+        {**LEGS[1], "planned_on": "2027-01-16"},
+    ]
+    story = [*_story()[:5], CASE.return_notice(legs=legs, crossing_point="NongKhai_Vientiane")]
+    state = fold(story)[CASE.case_id]
+    deadlines = deadlines_for(state, AGREEMENTS)
+    assert deadlines is not None
+
+    [escort] = [o for o in obligations(state, deadlines) if o.kind == ObligationKind.EscortInTransit]
+    assert (escort.owner.value, escort.waiting.value, escort.due.date()) == ("TH", "LA", date(2027, 1, 16))
+    assert "from Sadao_BukitKayuHitam to NongKhai_Vientiane" in escort.detail
+    # Thailand is alerted for its own step, as the owner
+    [alert] = [
+        a for a in alerts_for(state, deadlines, escort.due - timedelta(days=1)) if a.obligation == escort
+    ]
+    assert alert.recipients[0].value == "TH"
+
+    # the handover at the Friendship Bridge settles it
+    handed = fold([*story, CASE.handover(crossing_point="NongKhai_Vientiane")])[CASE.case_id]
+    assert ObligationKind.EscortInTransit not in {o.kind for o in obligations(handed, deadlines)}
+
+
+def test_the_case_forgets_a_removed_or_retracted_transit_country() -> None:
+    story = _story()[:5]  # Thailand added as transit
+    assert {c.value for c in fold(story)[CASE.case_id].transit} == {"TH"}
+
+    removed = fold([*story, transit("Removed")])[CASE.case_id]
+    assert removed.transit == frozenset()
+
+    added = story[-1]
+    retraction = parse_event(
+        {
+            "envelope": {
+                **added.envelope.model_dump(),
+                "event_id": uuid.uuid4(),
+                "event_type": "EventRetracted",
+            },
+            "target_event_id": added.envelope.event_id,
+            "reason": "SentInError",
+        },
+        now=NOW,
+    )
+    retracted = fold([*story, retraction])[CASE.case_id]
+    assert retracted.transit == frozenset()
+    # no step of the case is owed by Thailand any more
+    notice = CASE.return_notice(legs=LEGS, crossing_point="NongKhai_Vientiane")
+    after = fold([*story, retraction, notice])[CASE.case_id]
+    owed = obligations(after, deadlines_for(after, AGREEMENTS))
+    assert all(CountryCode.TH not in (o.owner, *o.also) for o in owed)

@@ -120,6 +120,8 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
                 ObligationKind.IssueReturnNotice,
                 host,
                 home,
+                _through(state).strip(),
+                transit,  # a transit country must have the notice before the person reaches it
             )
         )
     if (
@@ -156,6 +158,8 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
                 transit,
             )
         )
+    if state.stage == Stage.RETURN_NOTIFIED:
+        owed += _escorts_in_transit(state, deadlines)
     if state.handed_over_on is not None:
         recorded = {follow_up.months for follow_up in state.follow_ups}
         for months in deadlines.follow_up_months:
@@ -171,6 +175,37 @@ def obligations(state: CaseState, deadlines: Deadlines | None) -> list[Obligatio
                     )
                 )
     return sorted(owed)
+
+
+def _escorts_in_transit(state: CaseState, deadlines: Deadlines) -> list[Obligation]:
+    """Each transit country's own step: taking the person from the crossing where they enter it to
+    the one where they leave it, by the day of the leg out (else the handover's due day). The home
+    country's handover at the transit country's border settles it."""
+    owed: list[Obligation] = []
+    home = state.home
+    if home is None or state.planned_return_on is None:
+        return owed
+    fallback = state.planned_return_on + timedelta(days=deadlines.handover_after_return_days)
+    for country in sorted(state.transit):
+        entering = next((leg for leg in state.legs if leg.to_country == country), None)
+        leaving = next((leg for leg in state.legs if leg.from_country == country), None)
+        due = leaving.planned_on if leaving is not None and leaving.planned_on is not None else fallback
+        crossings = [
+            leg.crossing_point.value if leg is not None and leg.crossing_point is not None else "?"
+            for leg in (entering, leaving)
+        ]
+        owed.append(
+            Obligation(
+                _end_of(due),
+                state.case_id,
+                ObligationKind.EscortInTransit,
+                country,
+                home,
+                f"from {crossings[0]} to {crossings[1]}, planned return {state.planned_return_on}",
+                (state.host,),
+            )
+        )
+    return owed
 
 
 def alerts_for(state: CaseState, deadlines: Deadlines | None, now: datetime) -> list[Alert]:
