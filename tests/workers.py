@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from hub.codec import Codec
 from hub.crypto.keystore import EmbeddedKeyStore
 from hub.crypto.signing import demo_signer, load_key_directory
 from hub.events import Event
+from hub.headers import header_map
 from hub.kafka import read_all
 from hub.routing import Router
-from hub.topics import nrm_receipts
+from hub.topics import focal_inbox, nrm_receipts
 from hub.wire.codec import HUB_SIGNER, Wire
 from hub.wire.national import NationalSystems
 
@@ -145,6 +147,21 @@ def stop_all(workers: Sequence[Worker]) -> None:
             except subprocess.TimeoutExpired:
                 worker.process.kill()
                 worker.process.wait(timeout=10)
+
+
+def assert_delivered_once(inbox: Sequence[Any], receipts: Sequence[Any]) -> None:
+    """Every accepted event is in the inbox of each country its receipt names (the addressee, and
+    any transit country), exactly once, and nothing else is in the inboxes."""
+    expected = Counter(
+        (focal_inbox(country.value), str(receipt.event_id))
+        for receipt in receipts
+        for country in receipt.routed_to
+    )
+    delivered = Counter((record.topic, header_map(record.headers)["ce_id"].decode()) for record in inbox)
+    assert set(delivered) == set(expected), (
+        "exactly the accepted events reach the inboxes they were routed to"
+    )
+    assert max(delivered.values(), default=1) == 1, "and each exactly once"
 
 
 def receipts_so_far(bootstrap: str, codec: Codec, countries: Sequence[str]) -> list[Any]:
