@@ -182,9 +182,10 @@ def test_workers_scale_out_pause_and_die_without_losing_or_duplicating(
     inbox = asyncio.run(read_all(own_broker, [focal_inbox(c) for c in COUNTRIES], within=120))
     assert_delivered_once(inbox, [r for _, r in receipts])
     occurred = {str(e.envelope.event_id): e.envelope.occurred_at for e in events}
-    per_case: dict[tuple[str, bytes], list[datetime]] = defaultdict(list)
-    for record in inbox:
-        per_case[(record.topic, record.key)].append(occurred[header_map(record.headers)["ce_id"].decode()])
+    per_case: dict[tuple[str, bytes, bytes], list[datetime]] = defaultdict(list)
+    for record in inbox:  # per sender: a transit country's inbox holds both parties' events
+        headers = header_map(record.headers)
+        per_case[(record.topic, record.key, headers["ce_source"])].append(occurred[headers["ce_id"].decode()])
     assert all(times == sorted(times) for times in per_case.values()), "in order per case"
 
     sent = asyncio.run(read_all(own_broker, [alerts(c) for c in COUNTRIES], within=120))
