@@ -211,17 +211,19 @@ def _with_own_ids(event: Event, run_tag: str) -> Event:
         return None if value is None else uuid.UUID(int=value.int ^ mask)
 
     envelope = event.envelope
-    return event.model_copy(
-        update={
-            "envelope": envelope.model_copy(
-                update={
-                    "event_id": own(envelope.event_id),
-                    "correlation_id": own(envelope.correlation_id),
-                    "causation_id": own(envelope.causation_id),
-                }
-            )
-        }
-    )
+    update: dict[str, Any] = {
+        "envelope": envelope.model_copy(
+            update={
+                "event_id": own(envelope.event_id),
+                "correlation_id": own(envelope.correlation_id),
+                "causation_id": own(envelope.causation_id),
+            }
+        )
+    }
+    target = getattr(event, "target_event_id", None)
+    if target is not None:  # a correction or retraction names its target by id
+        update["target_event_id"] = own(target)
+    return event.model_copy(update=update)
 
 
 def new_cases(rate: int, seconds: float, run_tag: str, now: datetime) -> list[Event]:
