@@ -499,6 +499,19 @@ def _digest_part(accepted: str) -> str:
     return accepted.split(":", 1)[0]
 
 
+def _already_accepted(state: CaseRoute | None, event_id: str, digest: str) -> bool:
+    """True when the case accepted these very bytes under ``event_id`` (a duplicate); raises
+    :class:`_Rejected` when it accepted other content under it (a conflict)."""
+    accepted = state.seen.get(event_id) if state is not None else None
+    if accepted is None:
+        return False
+    if _digest_part(accepted) != digest:
+        raise _Rejected(
+            Reason.CONFLICT, f"envelope.event_id: {event_id} was already accepted with different content"
+        )
+    return True
+
+
 def replace_state(state: CaseRoute, **changes: Any) -> CaseRoute:
     return dataclasses.replace(state, **changes)
 
@@ -850,15 +863,8 @@ class Router:
             except SignatureError as error:
                 raise _Rejected(Reason(error.reason), str(error)) from error
             digest = _digest(value)
-            if state is not None:
-                accepted = state.seen.get(event_id)
-                if accepted is not None:
-                    if _digest_part(accepted) != digest:
-                        raise _Rejected(
-                            Reason.CONFLICT,
-                            f"envelope.event_id: {event_id} was already accepted with different content",
-                        )
-                    return self._duplicate(message, subject)
+            if _already_accepted(state, event_id, digest):
+                return self._duplicate(message, subject)
             fields = _advance(state, kind, case_id, source, destination, facts)
             sealed_data = any(section.sealed and section.body is not None for section in parsed.sections)
             if state is not None and state.shredded and sealed_data:
@@ -1035,15 +1041,8 @@ class Router:
                     f"envelope.source_country: {source_code} may not publish on {message.topic}",
                 )
             digest = _digest(message.value)
-            if state is not None:
-                accepted = state.seen.get(event_id)
-                if accepted is not None:
-                    if _digest_part(accepted) != digest:
-                        raise _Rejected(
-                            Reason.CONFLICT,
-                            f"envelope.event_id: {event_id} was already accepted with different content",
-                        )
-                    return self._duplicate(message, subject)
+            if _already_accepted(state, event_id, digest):
+                return self._duplicate(message, subject)
             fields = _advance(state, kind, case_id, source, destination, record)
             outputs, withheld, routed_to = self._deliveries(
                 message, kind, record, spans, case_id, source_code, destination_code, fields[2]
