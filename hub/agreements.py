@@ -124,10 +124,31 @@ class Agreements(_Config):
         return corridor.directions.get(f"{source}->{destination}")
 
 
+#: What a webhook channel can carry: the focal point's alerts, and what partners sent to its inbox.
+WebhookFeed = Literal["alerts", "inbox"]
+
+
 class AlertChannel(_Config):
     kind: Literal["kafka", "webhook", "email", "sse"]
     target: str = Field(min_length=1)
     language: LanguageCode | None = None
+    #: A webhook subscription's stable id; ``<agency_id>:<index of the channel>`` when unset.
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,80}$")
+    #: Which feeds a webhook carries (connectors/webhooks).
+    feeds: frozenset[WebhookFeed] = Field(default=frozenset({"alerts", "inbox"}), min_length=1)
+    #: Where a webhook's signing secret is found, never the secret itself: ``env:VAR`` or ``file:/path``.
+    secret: str | None = Field(default=None, pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/.+)$")
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> AlertChannel:
+        if self.kind == "webhook":
+            if self.secret is None:
+                raise ValueError("a webhook needs secret: env:VAR_NAME or file:/path of its signing secret")
+            if not self.target.startswith(("https://", "http://")):
+                raise ValueError("a webhook's target must be an https:// URL")
+        elif self.secret is not None or self.id is not None:
+            raise ValueError(f"secret and id are for webhooks, not {self.kind} channels")
+        return self
 
 
 class FocalPoint(_Config):
