@@ -1,0 +1,12 @@
+"""Signed webhooks for focal points (Standard Webhooks, https://www.standardwebhooks.com).
+
+The worker reads a country's alerts and inbox, writes one outbox row per message and subscription in the
+same SQLite transaction as the consumed offsets, and the dispatcher sends due rows, signed, with retries.
+Pure parts: :mod:`.signing`, :mod:`.payloads`, :mod:`.backoff`, :mod:`.ssrf`, :mod:`.subscriptions`.
+Adapters: :mod:`.outbox` (SQLite), :mod:`.dispatcher` (HTTP), :mod:`.worker` (Kafka), :mod:`.cli`.
+"""
+
+from __future__ import annotations
+
+#: Every delivery attempt, one JSON record each (key: webhook id).
+DELIVERIES = "lintas.webhooks.deliveries"
