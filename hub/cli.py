@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 
+from connectors.api.cli import credentials_app, openapi_text, write_openapi
 from hub import localkafka
 from hub.agreements import load_agreements, load_directory
 from hub.codec import Codec
@@ -61,6 +62,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
+app.add_typer(credentials_app, name="credentials")
 
 log = structlog.get_logger("lintas.cli")
 
@@ -392,9 +394,27 @@ def _replayed(
 
 
 @app.command()
-def replay(bootstrap_servers: BootstrapOption = None, as_of: AsOfOption = None) -> None:
+def replay(
+    bootstrap_servers: BootstrapOption = None,
+    as_of: AsOfOption = None,
+    into: Annotated[
+        str | None,
+        typer.Option(help="Rebuild this read store (a path or URL) from offset 0 instead."),
+    ] = None,
+) -> None:
     """Rebuild every projection from offset 0 of the hub's log and summarise the cases."""
     settings = Settings()
+    if into is not None:
+        from connectors.readstore.projector import replay_into
+        from connectors.readstore.store import ReadStore
+
+        bootstrap = _bootstrap(settings, bootstrap_servers)
+        store = ReadStore(into)
+        applied = asyncio.run(
+            replay_into(bootstrap, store, Codec(), _countries(settings), **client_options(settings))
+        )
+        typer.echo(f"rebuilt {store.url.split('@')[-1]} from {applied} records")
+        return
     _, states = _replayed(settings, bootstrap_servers, _as_of(as_of))
     typer.echo(f"{len(states)} cases")
     for stage, count in Counter(state.stage for state in states.values()).most_common():
@@ -755,6 +775,48 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+@app.command()
+def api(
+    bootstrap_servers: BootstrapOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (LINTAS_API__HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (LINTAS_API__PORT).")] = None,
+    projector: Annotated[
+        bool | None,
+        typer.Option(help="Keep the read store current in this process (one per store)."),
+    ] = None,
+) -> None:
+    """Serve the HTTP API (/v1) for national systems, focal points and the regional body."""
+    from connectors.api.server import build, serve
+
+    settings = Settings()
+    configure_logging(settings.log_format)
+    try:
+        bootstrap = _bootstrap(settings, bootstrap_servers)
+        asyncio.run(_ensure_all_topics(settings, bootstrap))
+        running = build(
+            settings,
+            bootstrap,
+            open_keys(settings),
+            _countries(settings),
+            projector=projector,
+            **client_options(settings),
+        )
+    except LintasError as exc:
+        raise _fail(exc) from exc
+    serve(running, host or settings.api.host, settings.api.port if port is None else port)
+
+
+@app.command()
+def openapi(
+    write: Annotated[bool, typer.Option(help="Write docs/api/openapi.json instead of printing.")] = False,
+) -> None:
+    """The API's OpenAPI document (the committed copy is docs/api/openapi.json)."""
+    if write:
+        typer.echo(str(write_openapi()))
+    else:
+        typer.echo(openapi_text(), nl=False)
 
 
 @app.command()

@@ -27,7 +27,7 @@ from hub.contract import (
     ReferralDecision,
 )
 from hub.errors import InvalidEvent
-from hub.validation import first_error
+from hub.validation import all_errors, first_error
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -36,6 +36,7 @@ __all__ = [
     "Event",
     "check_event",
     "check_record",
+    "event_problems",
     "event_to_record",
     "parse_event",
     "record_is_valid",
@@ -74,6 +75,32 @@ def parse_event(data: Mapping[str, Any], *, now: datetime) -> Event:
         raise InvalidEvent(*first_error(exc)) from exc
     check_event(event, now=now)
     return event
+
+
+def event_problems(data: Any, *, now: datetime) -> tuple[Event | None, list[tuple[str, str]]]:
+    """:func:`parse_event`, reporting every field at fault (path, reason) rather than the first: what a
+    connector answers a national system with. The event is ``None`` when anything is wrong."""
+    if not isinstance(data, Mapping):
+        return None, [("<top>", f"an event is a JSON object, not {type(data).__name__}")]
+    envelope = data.get("envelope")
+    if not isinstance(envelope, Mapping):
+        return None, [("envelope", "required record is missing")]
+    model = EVENT_MODELS.get(str(envelope.get("event_type")))
+    if model is None:
+        try:
+            parse_event(data, now=now)
+        except InvalidEvent as error:
+            return None, [(error.field, error.reason)]
+        raise AssertionError("parse_event accepted an unknown event type")
+    try:
+        event = model.model_validate(data)
+    except ValidationError as exc:
+        return None, all_errors(exc)
+    try:
+        check_event(event, now=now)
+    except InvalidEvent as error:
+        return None, [(error.field, error.reason)]
+    return event, []
 
 
 def event_to_record(event: Event) -> dict[str, Any]:

@@ -80,6 +80,31 @@ class KeySettings(BaseModel):
     )
 
 
+class ApiSettings(BaseModel):
+    """The HTTP API and its read store (``LINTAS_API__...``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    store: str = Field(
+        default_factory=lambda: str(_state_home() / "api" / "read.sqlite"),
+        description="The read store: a file path (embedded SQLite) or a URL (postgresql+psycopg://...).",
+    )
+    max_batch_events: int = Field(default=500, ge=1, description="Events in one POST /v1/events.")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_wait_seconds: float = Field(default=30.0, ge=0, description="Longest ?wait for a receipt.")
+    audit_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long a read waits for its audit record before a 503."
+    )
+    signing_keys: Path | None = Field(
+        default=None,
+        description="Where the national systems' signing keys (<CC>.pem) live, for events posted over "
+        "HTTP; the demo keys when unset and allowed.",
+    )
+    projector: bool = Field(
+        default=True, description="Run the read-store projector in the API process (one per store)."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINTAS_", env_nested_delimiter="__", extra="ignore")
 
@@ -93,6 +118,7 @@ class Settings(BaseSettings):
     processor: ProcessorSettings = ProcessorSettings()
     broker: LocalBrokerSettings = LocalBrokerSettings()
     keys: KeySettings = KeySettings()
+    api: ApiSettings = ApiSettings()
     log_format: str = Field(default="console", pattern="^(console|json)$")
     #: Bilateral agreements and focal-point directory; the shipped ones by default.
     agreements_path: Path | None = None

@@ -19,6 +19,10 @@ COMPACTED = frozenset({ROUTER_STATE, PROJECTION_STATE})
 #: National events topics, for subscription by pattern.
 NRM_EVENTS_PATTERN = r"^lintas\.nrm\.[a-z]{2}\.events$"
 REGIONAL_STATS = "lintas.regional.stats"
+#: Who read which personal data or case thread through the API, written before the response is sent.
+AUDIT = "lintas.audit"
+#: Every attempt to deliver a webhook: subscription, attempt, status, latency.
+WEBHOOK_DELIVERIES = "lintas.webhooks.deliveries"
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
@@ -54,4 +58,14 @@ def country_topics(country: str) -> list[str]:
 
 def all_topics(countries: Iterable[str]) -> list[str]:
     names = [name for country in countries for name in country_topics(country)]
-    return [*names, DEADLETTER, REGIONAL_STATS, ROUTER_STATE, ROUTER_IDS, ACCEPTED_EVENTS, PROJECTION_STATE]
+    return [
+        *names,
+        DEADLETTER,
+        REGIONAL_STATS,
+        ROUTER_STATE,
+        ROUTER_IDS,
+        ACCEPTED_EVENTS,
+        PROJECTION_STATE,
+        AUDIT,
+        WEBHOOK_DELIVERIES,
+    ]

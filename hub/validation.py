@@ -31,3 +31,8 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
     """Path and reason of the first error (pydantic orders them as the fields are declared)."""
     error = exc.errors()[0]
     return error_path(error["loc"]), error_reason(error)
+
+
+def all_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """Path and reason of every error, in pydantic's order."""
+    return [(error_path(error["loc"]), error_reason(error)) for error in exc.errors()]

@@ -1,0 +1,240 @@
+"""The projector: reads the log (accepted events, receipts, inboxes, alerts, the audit log) and
+applies each batch to the read store in one store transaction with the positions it reached."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.engine import Connection
+
+from connectors.readstore.store import Position, ReadStore
+from hub.codec import Codec
+from hub.errors import InvalidEvent
+from hub.headers import header_map
+from hub.kafka import topic_partitions
+from hub.topics import ACCEPTED_EVENTS, AUDIT, alerts, focal_inbox, nrm_receipts
+from projections.cases.fold import evolve
+
+log = structlog.get_logger("lintas.readstore")
+
+_PREFIX = "org.lintas."
+
+
+def projected_topics(countries: Iterable[str]) -> list[str]:
+    names = [ACCEPTED_EVENTS, AUDIT]
+    for country in countries:
+        names += [nrm_receipts(country), focal_inbox(country), alerts(country)]
+    return names
+
+
+def _country_of(topic: str) -> str:
+    # lintas.nrm.th.receipts, lintas.focal.th.inbox, lintas.alerts.th
+    parts = topic.split(".")
+    return (parts[2] if len(parts) == 4 else parts[-1]).upper()
+
+
+def _moment(milliseconds: int) -> datetime:
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+
+
+class Applier:
+    """Turns log records into store rows (no Kafka here: records are anything with ``topic``,
+    ``partition``, ``offset``, ``timestamp``, ``headers`` and ``value``)."""
+
+    def __init__(self, store: ReadStore, codec: Codec) -> None:
+        self.store = store
+        self.codec = codec
+
+    def apply(self, records: Sequence[Any]) -> int:
+        """Apply ``records`` (in partition order) and advance the positions, in one transaction."""
+        if not records:
+            return 0
+        reached: dict[tuple[str, int], int] = {}
+        with self.store.transaction() as connection:
+            for record in records:
+                self._one(connection, record)
+                reached[(record.topic, record.partition)] = record.offset + 1
+            self.store.advance(connection, (Position(t, p, o) for (t, p), o in reached.items()))
+        return len(records)
+
+    def _one(self, connection: Connection, record: Any) -> None:
+        topic: str = record.topic
+        try:
+            if topic == ACCEPTED_EVENTS:
+                self._accepted(connection, record)
+            elif topic == AUDIT:
+                self._audit(connection, record)
+            elif topic.endswith(".receipts"):
+                self._receipt(connection, record)
+            elif topic.endswith(".inbox"):
+                self._inbox(connection, record)
+            elif topic.startswith("lintas.alerts."):
+                self._alert(connection, record)
+        except (InvalidEvent, ValueError, KeyError) as error:
+            # Written under rules this installation does not share: the position still advances.
+            log.warning(
+                "record_not_projected",
+                topic=topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=str(error),
+            )
+
+    def _accepted(self, connection: Connection, record: Any) -> None:
+        event = self.codec.decode(record.value)
+        envelope = event.envelope
+        self.store.add_accepted(
+            connection,
+            {
+                "event_id": str(envelope.event_id),
+                "event_type": envelope.event_type.value,
+                "case_id": envelope.case_id,
+                "source_country": envelope.source_country.value,
+                "occurred_at": envelope.occurred_at,
+                "value": record.value,
+            },
+        )
+        state = evolve(self.store.case_state_in(connection, envelope.case_id), event)
+        if state is not None:
+            self.store.put_case(connection, state)
+
+    def _receipt(self, connection: Connection, record: Any) -> None:
+        receipt = self.codec.decode_receipt(record.value)
+        self.store.add_receipt(
+            connection,
+            {
+                "sender": _country_of(record.topic),
+                "event_id": None if receipt.event_id is None else str(receipt.event_id),
+                "case_id": receipt.case_id,
+                "status": receipt.status.value,
+                "record": receipt.model_dump_json(),
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+        )
+
+    def _inbox(self, connection: Connection, record: Any) -> None:
+        headers = header_map(record.headers)
+        event_type = headers["ce_type"].decode()
+        source = headers["ce_source"].decode().split("/")
+        self.store.add_inbox(
+            connection,
+            {
+                "country": _country_of(record.topic),
+                "event_id": headers["ce_id"].decode(),
+                "event_type": event_type.removeprefix(_PREFIX),
+                "case_id": headers["ce_subject"].decode(),
+                "source_country": source[2],
+                "occurred_at": datetime.fromisoformat(headers["ce_time"].decode()),
+                "received_at": _moment(record.timestamp),
+                "value": record.value,
+            },
+        )
+
+    def _alert(self, connection: Connection, record: Any) -> None:
+        alert = self.codec.decode_alert(record.value)
+        self.store.add_alert(
+            connection,
+            {
+                "country": _country_of(record.topic),
+                "alert_id": alert.alert_id,
+                "case_id": alert.case_id,
+                "raised_at": alert.raised_at,
+                "record": alert.model_dump_json(),
+            },
+        )
+
+    def _audit(self, connection: Connection, record: Any) -> None:
+        entry = json.loads(record.value)
+        for case_id in entry.get("cases") or [None]:
+            self.store.add_audit(
+                connection,
+                {"request_id": entry["request_id"], "case_id": case_id, "record": record.value.decode()},
+            )
+
+
+class Projector:
+    """Keeps a read store current from the log; resumes from the positions the store holds."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        store: ReadStore,
+        codec: Codec,
+        countries: Sequence[str],
+        *,
+        on_batch: Callable[[int], None] | None = None,
+        **options: Any,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.applier = Applier(store, codec)
+        self.store = store
+        self.topics = projected_topics(countries)
+        self.options = options
+        self.on_batch = on_batch
+        self.applied = 0
+
+    async def _partitions(self) -> list[TopicPartition]:
+        counts = await topic_partitions(self.bootstrap, self.topics, **self.options)
+        return [TopicPartition(t, p) for t in self.topics for p in range(counts[t])]
+
+    async def run(self, stop: asyncio.Event, caught_up: asyncio.Event | None = None) -> None:
+        """Project until ``stop``; ``caught_up`` is set once the log as it was at the start is in."""
+        partitions = await self._partitions()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **self.options,
+        )
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            stored = await asyncio.to_thread(self.store.positions)
+            for tp in partitions:
+                if (tp.topic, tp.partition) in stored:
+                    consumer.seek(tp, stored[(tp.topic, tp.partition)])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            ends = await consumer.end_offsets(partitions) if partitions else {}
+            log.info("projector_started", partitions=len(partitions), resumed=len(stored))
+            while not stop.is_set():
+                if caught_up is not None and not caught_up.is_set():
+                    behind = [tp for tp in partitions if await consumer.position(tp) < ends[tp]]
+                    if not behind:
+                        caught_up.set()
+                batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+                records = [record for messages in batch.values() for record in messages]
+                if records:
+                    applied = await asyncio.to_thread(self.applier.apply, records)
+                    self.applied += applied
+                    if self.on_batch is not None:
+                        self.on_batch(applied)
+        finally:
+            await consumer.stop()
+
+
+async def replay_into(
+    bootstrap: str, store: ReadStore, codec: Codec, countries: Sequence[str], **options: Any
+) -> int:
+    """Rebuild ``store`` from offset 0 of the log; returns the records applied."""
+    store.drop_projections()
+    store.create()
+    projector = Projector(bootstrap, store, codec, countries, **options)
+    stop, caught_up = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(projector.run(stop, caught_up))
+    waiter = asyncio.create_task(caught_up.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    waiter.cancel()
+    await task  # raises what the projector raised
+    return projector.applied
