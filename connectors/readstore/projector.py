@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,16 +51,19 @@ class Applier:
         self.store = store
         self.codec = codec
 
-    def apply(self, records: Sequence[Any]) -> int:
-        """Apply ``records`` (in partition order) and advance the positions, in one transaction."""
-        if not records:
+    def apply(self, records: Sequence[Any], reached: Mapping[tuple[str, int], int] | None = None) -> int:
+        """Apply ``records`` (in partition order) and advance the positions, in one transaction.
+
+        ``reached`` is where reading stands per partition (past transaction markers too); by default,
+        just after each partition's last record."""
+        positions = {(record.topic, record.partition): record.offset + 1 for record in records}
+        positions.update(reached or {})
+        if not positions:
             return 0
-        reached: dict[tuple[str, int], int] = {}
         with self.store.transaction() as connection:
             for record in records:
                 self._one(connection, record)
-                reached[(record.topic, record.partition)] = record.offset + 1
-            self.store.advance(connection, (Position(t, p, o) for (t, p), o in reached.items()))
+            self.store.advance(connection, (Position(t, p, o) for (t, p), o in positions.items()))
         return len(records)
 
     def _one(self, connection: Connection, record: Any) -> None:
@@ -200,25 +203,36 @@ class Projector:
         try:
             consumer.assign(partitions)
             stored = await asyncio.to_thread(self.store.positions)
+            fresh = []
             for tp in partitions:
                 if (tp.topic, tp.partition) in stored:
                     consumer.seek(tp, stored[(tp.topic, tp.partition)])
                 else:
-                    await consumer.seek_to_beginning(tp)
+                    fresh.append(tp)
+            if fresh:  # one call: each call waits for its own offset lookup
+                await consumer.seek_to_beginning(*fresh)
             ends = await consumer.end_offsets(partitions) if partitions else {}
+            persisted = {
+                tp: stored[(tp.topic, tp.partition)]
+                for tp in partitions
+                if (tp.topic, tp.partition) in stored
+            }
             log.info("projector_started", partitions=len(partitions), resumed=len(stored))
             while not stop.is_set():
-                if caught_up is not None and not caught_up.is_set():
-                    behind = [tp for tp in partitions if await consumer.position(tp) < ends[tp]]
-                    if not behind:
-                        caught_up.set()
                 batch = await consumer.getmany(timeout_ms=200, max_records=5000)
                 records = [record for messages in batch.values() for record in messages]
-                if records:
-                    applied = await asyncio.to_thread(self.applier.apply, records)
+                # Where reading stands: past the records returned and any transaction markers.
+                now_at = {tp: await consumer.position(tp) for tp in partitions}
+                moved = {(tp.topic, tp.partition): at for tp, at in now_at.items() if persisted.get(tp) != at}
+                if records or moved:
+                    applied = await asyncio.to_thread(self.applier.apply, records, moved)
+                    persisted.update(now_at)
                     self.applied += applied
-                    if self.on_batch is not None:
+                    if self.on_batch is not None and applied:
                         self.on_batch(applied)
+                behind = any(now_at[tp] < ends[tp] for tp in partitions)
+                if caught_up is not None and not caught_up.is_set() and not behind:
+                    caught_up.set()
         finally:
             await consumer.stop()
 
