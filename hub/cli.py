@@ -17,6 +17,7 @@ import structlog
 import typer
 
 from connectors.api.cli import credentials_app, openapi_text, write_openapi
+from connectors.webhooks.cli import app as webhooks_app
 from hub import localkafka
 from hub.agreements import load_agreements, load_directory
 from hub.codec import Codec
@@ -63,6 +64,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(webhooks_app, name="webhooks")
 
 log = structlog.get_logger("lintas.cli")
 
