@@ -11,12 +11,13 @@ import copy
 import csv
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import typer
 import yaml
 from hypothesis import given, settings
@@ -263,6 +264,9 @@ def test_each_reader_gives_the_same_events_for_the_same_rows(mapping: Any, tmp_p
     assert from_jsonl == from_csv
     assert xlsx_errors == csv_errors  # a sheet's row numbers are the CSV's lines: the header is 1
     assert jsonl_errors == [error._replace(line=error.line - 1) for error in csv_errors]  # no header
+    assert list(read_rows(xlsx, sheet="Victims")) == list(read_rows(xlsx))
+    with pytest.raises(SourceError, match="no worksheet 'Cases'; it has Victims"):
+        list(read_rows(xlsx, sheet="Cases"))
 
 
 def test_a_csv_row_is_numbered_by_the_physical_line_it_starts_on(tmp_path: Path) -> None:
@@ -526,10 +530,11 @@ def _app() -> typer.Typer:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("LINTAS_KEYS__STORE", str(tmp_path / "keys.sqlite"))
     monkeypatch.delenv("LINTAS_BOOTSTRAP_SERVERS", raising=False)
-    return tmp_path
+    yield tmp_path
+    structlog.reset_defaults()  # the command configured logging to the runner's captured stream
 
 
 def test_a_dry_run_validates_reports_and_exits_1_when_rows_are_rejected(cli_env: Path) -> None:
