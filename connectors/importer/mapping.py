@@ -220,12 +220,6 @@ class ImportMapping(_Config):
             return tuple(dict.fromkeys(rule.values.values()))
         return tuple(EVENT_MODELS)
 
-    def columns(self) -> tuple[str, ...]:
-        """Every column the mapping reads, in the order it names them."""
-        named = [*self.row_key, self.event_type.column]
-        named += [rule.column for rule in self.fields.values()]
-        return tuple(dict.fromkeys(name for name in named if name is not None))
-
 
 def _check_codes(key: str, codes: type[Enum], values: Iterable[Any]) -> None:
     known = [str(member.value) for member in codes]
