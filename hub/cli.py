@@ -17,6 +17,7 @@ import structlog
 import typer
 
 from connectors.api.cli import credentials_app, openapi_text, write_openapi
+from connectors.importer.cli import import_command
 from connectors.webhooks.cli import app as webhooks_app
 from hub import localkafka
 from hub.agreements import load_agreements, load_directory
@@ -65,6 +66,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(webhooks_app, name="webhooks")
+app.command("import")(import_command)
 
 log = structlog.get_logger("lintas.cli")
 
