@@ -4,6 +4,7 @@ read-store projector) on the real broker, in a background thread with its own ev
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ import uvicorn
 
 from connectors.api.credentials import Credentials, Role
 from connectors.api.server import Running, build
+from hub.cli import _countries
 from hub.crypto.keystore import EmbeddedKeyStore
 from hub.events import Event, parse_event
 from hub.kafka import ensure_topics
@@ -28,7 +30,9 @@ from hub.worker import RouterWorker
 from tests.test_codec import fisherman
 from tests.workers import key_store_path, national_systems, v2_router
 
-COUNTRIES = ("TH", "MM", "KH", "LA", "MY", "PH", "VN", "CN", "ID")
+#: The countries `lintas api` and `lintas replay --into` project: the configured ones and every party to an
+#: agreement.
+COUNTRIES = tuple(_countries(Settings()))
 
 
 def free_port() -> int:
@@ -155,6 +159,8 @@ class LiveApi:
             self._thread.join(90)
         if self.running is not None:
             self.running.store.dispose()
+        # The stopped router's librdkafka clients go now, not after the broker (they would log refusals).
+        gc.collect()
 
     def wait_for(self, predicate: Any, within: float = 30.0) -> Any:
         deadline = time.monotonic() + within

@@ -14,12 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from connectors.api.audit import AuditLog
 from connectors.api.cli import OPENAPI_FILE, openapi_text
 from connectors.api.credentials import Role
-from connectors.readstore.projector import Projector, replay_into
+from connectors.readstore.projector import Projector
 from connectors.readstore.store import ReadStore
+from hub import cli
 from hub.codec import Codec
 from hub.contract import Alert, AlertLevel, CountryCode, ObligationKind
 from hub.kafka import producer, read_all
@@ -455,10 +457,11 @@ def test_the_read_store_resumes_and_a_replay_rebuilds_the_same_content(
         return projector.applied
 
     assert asyncio.run(resume()) == 0
-    rebuilt = ReadStore(tmp_path / "rebuilt.sqlite")
-    applied = asyncio.run(replay_into(kafka_bootstrap, rebuilt, Codec(), COUNTRIES))
-    assert applied > 0
-    assert rebuilt.content() == live.content()
+    target = tmp_path / "rebuilt.sqlite"
+    replayed = CliRunner().invoke(cli.app, ["replay", "--into", str(target), "-b", kafka_bootstrap])
+    assert replayed.exit_code == 0, replayed.output
+    assert "rebuilt" in replayed.output
+    assert ReadStore(target).content() == live.content()
 
 
 def _end_offsets(bootstrap: str) -> dict[tuple[str, int], int]:

@@ -61,7 +61,7 @@ def test_no_generated_request_gets_a_server_error(
             "--checks",
             CHECKS,
             "--max-examples",
-            os.environ.get("LINTAS_FUZZ_EXAMPLES", "50"),
+            os.environ.get("LINTAS_FUZZ_EXAMPLES", "30"),
             "--seed",
             "20261202",
             # The live stream never ends by itself; its handshake is covered in test_api.py.

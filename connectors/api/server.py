@@ -152,7 +152,8 @@ def build(
         finally:
             stop.set()
             if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
+                # wait_for cancels a projector that does not stop in time (it resumes from its positions).
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(task, 10)
             await publisher.stop()
             log.info("api_stopped")
