@@ -4,6 +4,7 @@ the log. Which principal may reach what is decided here, deny by default."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -62,6 +63,23 @@ class Publisher(Protocol):
     async def publish(self, messages: Sequence[Outgoing], *, atomic: bool) -> None: ...
 
 
+class Changes:
+    """Wakes the handlers waiting for the read store (a receipt, an alert) when the projector in this
+    process applied a batch; without one in the process (another instance projects), they poll."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+
+    def notify(self, _applied: int = 0) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait(self, at_most: float) -> None:
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), at_most)
+
+
 @dataclass
 class Services:
     """Everything the handlers use, wired once (see :mod:`connectors.api.server`)."""
@@ -77,7 +95,9 @@ class Services:
     max_batch_events: int = 500
     max_body_bytes: int = 4 * 1024 * 1024
     max_wait_seconds: float = 30.0
+    #: how often a waiting handler looks at the store when no projector in the process wakes it
     poll_seconds: float = 0.05
+    changes: Changes = field(default_factory=Changes)
 
 
 # -- response models (the OpenAPI contract) -------------------------------------------------------
@@ -661,7 +681,7 @@ def _routes(app: FastAPI) -> None:
                 after = alert.seq
                 yield ServerSentEvent(id=str(alert.seq), event="alert", data=alert.record)
             if not found:
-                await asyncio.sleep(0.5)
+                await services.changes.wait(0.5)
 
     @app.get(
         "/v1/agendas/{partner}",
@@ -770,7 +790,7 @@ async def _waited(
                 found[item.event_id] = receipt.record
         if len(found) == len(submitted) or loop.time() >= deadline:
             break
-        await asyncio.sleep(services.poll_seconds)
+        await services.changes.wait(services.poll_seconds)
     return [
         item.model_copy(update={"status": found[item.event_id]["status"], "receipt": found[item.event_id]})
         if item.event_id in found

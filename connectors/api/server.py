@@ -122,6 +122,7 @@ def build(
     codec = Codec()
     wire = Wire(codec, directory=key_directory(settings), keys=keys)
     writer = NationalSystems(wire, keys, signer_of=signer_source(settings))
+    run_projector = settings.api.projector if projector is None else projector
     publisher = KafkaPublisher(bootstrap, transactional_id=f"lintas-api-{uuid.uuid4().hex[:12]}", **options)
     services = Services(
         store=store,
@@ -135,8 +136,9 @@ def build(
         max_batch_events=settings.api.max_batch_events,
         max_body_bytes=settings.api.max_body_bytes,
         max_wait_seconds=settings.api.max_wait_seconds,
+        # With the projector here, waiting handlers are woken by it; else they poll the shared store.
+        poll_seconds=0.5 if run_projector else 0.05,
     )
-    run_projector = settings.api.projector if projector is None else projector
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -144,7 +146,10 @@ def build(
         stop = asyncio.Event()
         task = None
         if run_projector:
-            task = asyncio.create_task(Projector(bootstrap, store, codec, countries, **options).run(stop))
+            projecting = Projector(
+                bootstrap, store, codec, countries, on_batch=services.changes.notify, **options
+            )
+            task = asyncio.create_task(projecting.run(stop))
             task.add_done_callback(_report)
         log.info("api_started", store=store.url.split("@")[-1], projector=run_projector)
         try:
