@@ -8,5 +8,9 @@ Adapters: :mod:`.outbox` (SQLite), :mod:`.dispatcher` (HTTP), :mod:`.worker` (Ka
 
 from __future__ import annotations
 
-#: Every delivery attempt, one JSON record each (key: webhook id).
-DELIVERIES = "lintas.webhooks.deliveries"
+from hub.topics import WEBHOOK_DELIVERIES
+
+#: Every delivery attempt, one JSON record each (key: webhook id); named in :mod:`hub.topics`.
+DELIVERIES = WEBHOOK_DELIVERIES
+
+__all__ = ["DELIVERIES"]
