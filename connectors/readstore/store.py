@@ -194,6 +194,12 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _utc(moment: datetime) -> datetime:
+    # SQLite stores and compares a datetime's wall-clock digits, ignoring its offset: every time
+    # written or compared is first brought to UTC (naive ones are taken as UTC).
+    return _aware(moment).astimezone(UTC)
+
+
 class ReadStore:
     """The projections of one deployment, in one database."""
 
@@ -222,17 +228,22 @@ class ReadStore:
         return {(row.topic, row.partition): row.next_offset for row in rows}
 
     def advance(self, connection: Connection, advanced: Iterable[Position]) -> None:
+        """Move positions forward, never back: a batch applied again (by a projector behind
+        another on the same store) leaves the furthest position reached."""
         for position in advanced:
-            _upsert(
-                connection,
-                positions,
-                {
-                    "topic": position.topic,
-                    "partition": position.partition,
-                    "next_offset": position.next_offset,
-                },
-                ("topic", "partition"),
-                update=("next_offset",),
+            statement = _insert_statement(connection, positions).values(
+                topic=position.topic, partition=position.partition, next_offset=position.next_offset
+            )
+            further = statement.excluded.next_offset
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["topic", "partition"],
+                    set_={
+                        "next_offset": sa.case(
+                            (further > positions.c.next_offset, further), else_=positions.c.next_offset
+                        )
+                    },
+                )
             )
 
     def add_receipt(self, connection: Connection, row: Mapping[str, Any]) -> None:
@@ -248,6 +259,15 @@ class ReadStore:
         _insert_new(connection, alerts, row, ("country", "alert_id"))
 
     def add_audit(self, connection: Connection, row: Mapping[str, Any]) -> None:
+        if row.get("case_id") is None:
+            # A read of no case: NULLs never conflict in a unique constraint, so look first.
+            known = connection.execute(
+                sa.select(audit.c.seq).where(
+                    audit.c.request_id == row["request_id"], audit.c.case_id.is_(None)
+                )
+            ).first()
+            if known is not None:
+                return
         _insert_new(connection, audit, row, ("request_id", "case_id"))
 
     def case_state_in(self, connection: Connection, case_id: str) -> CaseState | None:
@@ -305,9 +325,9 @@ class ReadStore:
         if event_type is not None:
             query = query.where(inbox.c.event_type == event_type)
         if since is not None:
-            query = query.where(inbox.c.occurred_at >= since)
+            query = query.where(inbox.c.occurred_at >= _utc(since))
         if until is not None:
-            query = query.where(inbox.c.occurred_at < until)
+            query = query.where(inbox.c.occurred_at < _utc(until))
         query = query.order_by(inbox.c.seq).limit(limit)
         with self.engine.connect() as connection:
             return [_inbox_row(row) for row in connection.execute(query)]
@@ -403,7 +423,8 @@ def _insert_statement(connection: Connection, table: sa.Table) -> Any:
 def _insert_new(
     connection: Connection, table: sa.Table, row: Mapping[str, Any], unique: Sequence[str]
 ) -> None:
-    statement = _insert_statement(connection, table).values(**row)
+    values = {name: _utc(value) if isinstance(value, datetime) else value for name, value in row.items()}
+    statement = _insert_statement(connection, table).values(**values)
     connection.execute(statement.on_conflict_do_nothing(index_elements=list(unique)))
 
 
