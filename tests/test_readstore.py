@@ -533,9 +533,15 @@ def test_a_batch_that_fails_half_way_writes_nothing(
     before, positions = store.content(), store.positions()
     rest = [r for r in scenario.records if r not in head]
     if failure == "rejected-by-the-database":
-        # An audit entry without a request id: valid JSON, refused by the NOT NULL constraint.
-        broken = Record(AUDIT, 0, 99, 0, (), json.dumps({"request_id": None, "cases": [THAI_MM]}).encode())
-        batch = [*rest, broken]
+        # An audit row without a request id, refused by the NOT NULL constraint.
+        real_add_audit = store.add_audit
+
+        def add_audit(connection: Any, row: Any) -> None:
+            real_add_audit(connection, {**row, "request_id": None})
+
+        monkeypatch.setattr(store, "add_audit", add_audit)
+        entry = {"request_id": "r-broken", "cases": [THAI_MM]}
+        batch = [*rest, Record(AUDIT, 0, 99, 0, (), json.dumps(entry).encode())]
         expected: type[Exception] = sa.exc.IntegrityError
     else:
         _failing_on_alert(store, monkeypatch)
@@ -627,3 +633,21 @@ def test_dropping_the_projections_keeps_the_credentials(loaded: ReadStore) -> No
     principal = credentials.authenticate(issued.token)
     assert principal == issued.principal
     assert Credentials(loaded).authenticate(issued.token).country == "MM"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"not json",
+        b'{"request_id": null, "cases": ["TH-1"]}',
+        b'{"request_id": "r-1", "cases": "TH-1"}',
+        b"[1, 2]",
+    ],
+)
+def test_a_malformed_audit_record_is_passed_over_and_its_position_kept(
+    store: ReadStore, value: bytes
+) -> None:
+    applier = Applier(store, Codec())
+    assert applier.apply([Record(AUDIT, 0, 7, 0, (), value)]) == 1
+    assert store.positions() == {(AUDIT, 0): 8}
+    assert store.content()["audit"] == []

@@ -156,7 +156,13 @@ class Applier:
 
     def _audit(self, connection: Connection, record: Any) -> None:
         entry = json.loads(record.value)
-        for case_id in entry.get("cases") or [None]:
+        # Only the API writes here, but a malformed record must not stop the projector on every retry.
+        if not isinstance(entry, dict) or not isinstance(entry.get("request_id"), str):
+            raise ValueError("an audit record needs a request_id")
+        cases = entry.get("cases") or [None]
+        if not isinstance(cases, list) or not all(c is None or isinstance(c, str) for c in cases):
+            raise ValueError("an audit record's cases are a list of case ids")
+        for case_id in cases:
             self.store.add_audit(
                 connection,
                 {"request_id": entry["request_id"], "case_id": case_id, "record": record.value.decode()},
