@@ -809,7 +809,9 @@ def api(
         )
     except LintasError as exc:
         raise _fail(exc) from exc
-    serve(running, host or settings.api.host, settings.api.port if port is None else port)
+    listen_host, listen_port = host or settings.api.host, settings.api.port if port is None else port
+    typer.echo(f"Lintas API on http://{listen_host}:{listen_port}/v1 (OpenAPI: /v1/openapi.json)", err=True)
+    serve(running, listen_host, listen_port)
 
 
 @app.command()
