@@ -1176,7 +1176,7 @@ def admissible(draw: st.DrawFn) -> tuple[Incoming, dict[str, CaseRoute]]:
         update["consent_scope"] = (*event.consent_scope, DataCategory.CaseCore)
     if getattr(event, "transit_country", None) in (source, destination):  # a transit party is a third
         update["transit_country"] = next(
-            c for c in (CountryCode.TH, CountryCode.LA) if c not in (source, destination)
+            c for c in (CountryCode.TH, CountryCode.LA, CountryCode.VN) if c not in (source, destination)
         )
     moved = parse_event(event.model_copy(update=update).model_dump(), now=NOW)
     incoming = message(CODEC.encode(moved), source.value, draw(st.integers(0, 1000)))
