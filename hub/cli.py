@@ -31,6 +31,7 @@ from hub.crypto.signing import load_key_directory
 from hub.errors import LintasError
 from hub.kafka import client_options, ensure_topics, producer, publish_events, read_all
 from hub.logging import configure_logging
+from hub.options import BootstrapOption
 from hub.processor import ProcessorConfig, read_health
 from hub.routing import Router
 from hub.schema_registry import default_contract
@@ -69,16 +70,6 @@ app.add_typer(webhooks_app, name="webhooks")
 app.command("import")(import_command)
 
 log = structlog.get_logger("lintas.cli")
-
-BootstrapOption = Annotated[
-    str | None,
-    typer.Option(
-        "--bootstrap-servers",
-        "-b",
-        envvar="LINTAS_BOOTSTRAP_SERVERS",
-        help="An existing Kafka cluster; without it the embedded local broker is started.",
-    ),
-]
 
 
 def _fail(error: Exception) -> typer.Exit:

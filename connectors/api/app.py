@@ -239,6 +239,13 @@ def _allow(principal: Principal, *roles: Role) -> None:
         raise Problem(403, "forbidden", f"role {principal.role.value} may not do this (only {allowed})")
 
 
+async def _party_to(services: Services, country: str, case_id: str) -> None:
+    """Refuse a case ``country`` is not party to as if it did not exist: nobody learns that it does."""
+    parties = await asyncio.to_thread(services.store.case_parties, case_id)
+    if country not in parties:
+        raise Problem(404, "not-found", f"case_id: no case {case_id} to which {country} is party")
+
+
 def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
     if given and len(given) <= 64 and given.isascii() and given.isprintable():
@@ -599,9 +606,7 @@ def _routes(app: FastAPI) -> None:
     ) -> CaseThread:
         _allow(principal, *focal)
         country = principal.country
-        parties = await asyncio.to_thread(services.store.case_parties, case_id)
-        if country not in parties:
-            raise Problem(404, "not-found", f"case_id: no case {case_id} to which {country} is party")
+        await _party_to(services, country, case_id)
         if not purpose or not purpose.strip():
             raise Problem(400, "purpose-required", f"{PURPOSE_HEADER}: required to read a case thread")
         thread, sections = await asyncio.to_thread(_thread, services, country, case_id)
@@ -631,11 +636,7 @@ def _routes(app: FastAPI) -> None:
     ) -> list[AccessEntry]:
         _allow(principal, Role.FOCAL_POINT, Role.OPERATOR)
         if principal.role is Role.FOCAL_POINT:
-            parties = await asyncio.to_thread(services.store.case_parties, case_id)
-            if principal.country not in parties:
-                raise Problem(
-                    404, "not-found", f"case_id: no case {case_id} to which {principal.country} is party"
-                )
+            await _party_to(services, principal.country, case_id)
         entries = await asyncio.to_thread(services.store.access_log, case_id)
         return [AccessEntry.model_validate(entry, from_attributes=False) for entry in entries]
 

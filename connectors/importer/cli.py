@@ -26,6 +26,7 @@ from hub.crypto.signing import Signer, demo_signer
 from hub.errors import ConfigError, LintasError
 from hub.kafka import client_options
 from hub.logging import configure_logging
+from hub.options import BootstrapOption
 from hub.settings import Settings
 from hub.wire.codec import Wire
 from hub.wire.national import NationalSystems, key_directory
@@ -35,17 +36,6 @@ __all__ = ["EXIT_PUBLISH_FAILED", "EXIT_REJECTED", "EXIT_USAGE", "import_command
 EXIT_REJECTED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_PUBLISH_FAILED: Final = 3
-
-# As hub.cli's option of the same name; declared here because hub.cli imports this module.
-BootstrapOption = Annotated[
-    str | None,
-    typer.Option(
-        "--bootstrap-servers",
-        "-b",
-        envvar="LINTAS_BOOTSTRAP_SERVERS",
-        help="An existing Kafka cluster; without it the embedded local broker is started.",
-    ),
-]
 
 
 def _stop(message: str, code: int) -> typer.Exit:

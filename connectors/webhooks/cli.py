@@ -16,18 +16,10 @@ from connectors.webhooks.settings import WebhookSettings
 from connectors.webhooks.signing import new_secret
 from connectors.webhooks.subscriptions import Subscription, resolve_secret, subscriptions
 from hub.errors import ConfigError, LintasError
+from hub.options import BootstrapOption
 
 app = typer.Typer(help="Signed webhooks to focal points (Standard Webhooks).", no_args_is_help=True)
 
-BootstrapOption = Annotated[
-    str | None,
-    typer.Option(
-        "--bootstrap-servers",
-        "-b",
-        envvar="LINTAS_BOOTSTRAP_SERVERS",
-        help="An existing Kafka cluster; without it the embedded local broker is started.",
-    ),
-]
 DatabaseOption = Annotated[
     Path | None,
     typer.Option("--database", help="The outbox (LINTAS_WEBHOOKS__DATABASE, or the state directory's)."),
