@@ -216,6 +216,7 @@ def test_no_principal_reaches_beyond_its_role_and_country(api: LiveApi, kafka_bo
         _problem(vietnam.get(f"/v1/cases/{case_id}/access-log"), 404)
         assert vietnam.get("/v1/inbox", params={"case_id": case_id}).json()["items"] == []
         _problem(vietnam.get("/v1/agendas/SG"), 404)  # no agreement joins VN and SG
+        _problem(vietnam.get(f"/v1/receipts/{thai_event.envelope.event_id}"), 403)
     with api.client("PH", Role.REGIONAL) as regional:
         _problem(regional.get(f"/v1/cases/{case_id}", headers=PURPOSE), 403)
         _problem(regional.get("/v1/inbox"), 403)
