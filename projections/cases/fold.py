@@ -136,7 +136,12 @@ class CaseState:
     history: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> bytes:
-        return _CASE_STATE.dump_json(self)
+        """Canonical JSON: sets sorted, so equal states give equal bytes (a set's iteration order
+        depends on its insertion history, and the read store compares stored states)."""
+        data = _CASE_STATE.dump_python(self, mode="json")
+        for name in _SET_FIELDS:
+            data[name] = sorted(data[name])
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
     @staticmethod
     def from_json(data: bytes) -> CaseState:
@@ -179,6 +184,7 @@ class CaseState:
                 assert_never(self.stage)
 
 
+_SET_FIELDS = ("consent", "closed_by", "transit", "applied")
 _CASE_STATE: TypeAdapter[CaseState] = TypeAdapter(CaseState)
 
 
