@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 from hub.contract import (
     EVENT_MODELS,
     AgeBand,
+    AgencyType,
     CaseClosed,
     ConsentChanged,
     CountryCode,
@@ -120,6 +121,8 @@ class CaseState:
     closed_by: frozenset[CountryCode] = frozenset()
     closed_on: date | None = None
     labour_sectors: tuple[LabourSector, ...] = ()
+    #: the type of agency that identified the person (police, labour inspection, an NGO…)
+    agency_type: AgencyType | None = None
     #: transit countries the person crosses on the way home, and the route as legs
     transit: frozenset[CountryCode] = frozenset()
     legs: tuple[RouteLeg, ...] = ()
@@ -205,6 +208,7 @@ def _opened(event: VictimIdentified) -> CaseState:
         reflection_start=event.reflection_period_start,
         reflection_days=event.reflection_period_days,
         labour_sectors=event.labour_sectors,
+        agency_type=event.identifying_agency_type,
         last_event_at=envelope.occurred_at,
         applied=frozenset({envelope.event_id.int}),
     )
@@ -231,6 +235,7 @@ def _apply(state: CaseState, event: Event, **also: object) -> CaseState:
         case VictimIdentified():
             changes |= {
                 "labour_sectors": event.labour_sectors,
+                "agency_type": event.identifying_agency_type,
                 "status": event.status,
                 "identified_on": event.identified_on,
                 "sex": event.sex,

@@ -1,32 +1,32 @@
 """Anonymised regional statistics of the cases: flows of people and the timeliness of each step.
 
-Pure: case states (``projections.cases.fold``) and the agreements in, frozen tables out; nothing is
-read or written (only :func:`to_table` reads the code-list labels, through ``hub.codes.labels_for``).
+Pure: case states (``projections.cases.fold``), the agreements and the rules in, frozen tables out;
+nothing is read or written (only :func:`to_table` reads the code-list labels).
 
-**What is counted.** People, one case each, by month of identification (``YYYY-MM``), corridor (the id
-of the agreement joining the two countries, e.g. ``TH-MM`` in either direction; ``HOST->HOME`` where no
-agreement joins them; ``HOST->unknown`` while the partner country is not known), form of exploitation,
-sex and age band. A person subjected to several forms of exploitation is counted once under *each*
-form, so the cells of a row split by form may add up to more than the row; every row therefore also
-carries its total of distinct people. A case with no form recorded is counted under ``Unrecorded``.
+**What is counted.** People, one case each, identified within the publication's period, in the tables
+the rules ask for (``config/statistics.yaml``), over the dimensions of :class:`Dimension`: period of
+identification (month ``YYYY-MM`` or quarter ``YYYY-Qn``), corridor (the id of the agreement joining
+the two countries, e.g. ``TH-MM`` in either direction; ``HOST->HOME`` where no agreement joins them;
+``HOST->unknown`` while the partner country is not known), form of exploitation, labour sector, sex,
+age band and the type of the identifying agency. A person subjected to several forms of exploitation
+(or in several sectors) is counted once under *each*, so the cells of a row split by form may add up to
+more than the row; every row carries its total of distinct people. A case with nothing recorded on a
+dimension is counted under ``Unrecorded``.
 
-**Do No Harm (disclosure control).**
+**Do No Harm (disclosure control)**, over the whole publication as one linked system
+(``projections.stats.protection``):
 
-- Every count below ``threshold`` people (5) is suppressed: its value is ``None`` and ``suppressed`` is
-  set; the small number itself never leaves this module. A total is exact, and published only when it
-  covers at least ``threshold`` people.
-- Secondary suppression (``projections.stats.suppression``) withholds more counts so that a suppressed
-  one cannot be worked out from a published total: every published relation "total = sum of parts" (a
-  row or column and its total, and every coarser count against the finer counts that make it up,
-  across all the tables) has none or at least two suppressed members. Whether a count was suppressed
-  for being small or to protect another is not said, as that would reveal the small ones.
-- A timeliness indicator computed on fewer than ``threshold`` cases is suppressed, together with its
-  number of cases; the numbers of cases per corridor get the same secondary suppression against the
-  overall indicator.
-- Nothing published describes a single case: no case ids, no free text, and no date finer than a month
-  (the reference date itself is given as its month).
-- A suppressed cell still shows that its combination of month, corridor, form, sex and age band
-  occurs at all; tables meant for the public should be published at the coarser levels only.
+- every count of fewer than ``minimum_frequency`` people (or cases behind an indicator) is withheld
+  (primary suppression); its value is ``None`` and the small number never leaves this module;
+- more counts are withheld (secondary suppression) until, for every withheld count, the range a reader
+  can deduce for it from *everything published* (every table, margin and total, the numbers of cases
+  behind the timeliness indicators, and earlier publications of overlapping periods) is at least
+  ``protection`` wide; this is checked by the attacker's linear programs before anything is returned.
+  Whether a count was withheld for being small or to protect another is not said;
+- a median is withheld when it rests on fewer than ``medians.minimum_cases`` cases or when one value is
+  shared by more than ``medians.dominance`` of them;
+- counts may be rounded down to a base (then margins no longer add up exactly);
+- nothing published describes a single case: no case ids, no free text, no date finer than a month.
 
 Cells absent from a table are zero. Timeliness is measured in calendar days between the dates of the
 two steps.
@@ -39,41 +39,38 @@ import statistics
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 
 from hub.agreements import Agreements
 from hub.codes import CodeLabels, labels_for
-from hub.contract import AgeBand, CountryCode, ExploitationType, Gender
+from hub.contract import AgeBand, AgencyType, CountryCode, ExploitationType, Gender, LabourSector
 from projections.cases.fold import CaseState
 from projections.obligations.rules import add_months
-from projections.stats.suppression import Relation, suppress
+from projections.stats.protection import Bounds, InconsistentPublication, Relation, System, protect
+from projections.stats.protection import Cell as CellId
+from projections.stats.rules import (
+    DEFAULT_RULES,
+    DIMENSIONS,
+    MULTI_VALUED,
+    Dimension,
+    PeriodUnit,
+    StatisticsRules,
+    TableRule,
+)
 
-DEFAULT_THRESHOLD = 5
 #: A follow-up recorded up to two weeks after the agreed month is still on time.
 FOLLOW_UP_GRACE = timedelta(days=14)
 #: Stands for "all values" of a dimension: the totals.
 ALL = "*"
-#: The form of exploitation of a case that has none recorded.
+#: The value of a case with nothing recorded on a dimension.
 UNRECORDED = "Unrecorded"
 #: The partner country of a case while it is not known.
 UNKNOWN_HOME = "unknown"
 #: How a suppressed value is shown by :func:`to_table`.
 SUPPRESSED_MARK = "x"
-
-
-class Dimension(StrEnum):
-    MONTH = "month"
-    CORRIDOR = "corridor"
-    EXPLOITATION = "exploitation"
-    SEX = "sex"
-    AGE_BAND = "age_band"
-
-
-#: The order of the dimensions in the flat rows of :func:`to_rows`.
-DIMENSIONS: tuple[Dimension, ...] = tuple(Dimension)
 
 
 class Measure(StrEnum):
@@ -88,9 +85,73 @@ class Measure(StrEnum):
 
 _CODE_LISTS: dict[Dimension, type[StrEnum]] = {
     Dimension.EXPLOITATION: ExploitationType,
+    Dimension.LABOUR_SECTOR: LabourSector,
     Dimension.SEX: Gender,
     Dimension.AGE_BAND: AgeBand,
+    Dimension.AGENCY_TYPE: AgencyType,
 }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Periods
+# ---------------------------------------------------------------------------------------------------
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def quarter_of(month: str) -> str:
+    year, number = month.split("-")
+    return f"{year}-Q{(int(number) - 1) // 3 + 1}"
+
+
+def _next_month(month: str) -> str:
+    year, number = map(int, month.split("-"))
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """The months ``first`` to ``last`` (``YYYY-MM``, inclusive), counted by month or by quarter."""
+
+    first: str
+    last: str
+    unit: PeriodUnit = PeriodUnit.MONTH
+
+    def __post_init__(self) -> None:
+        for month in (self.first, self.last):
+            year, _, number = month.partition("-")
+            if not (len(year) == 4 and year.isdigit() and number.isdigit() and 1 <= int(number) <= 12):
+                raise ValueError(f"period: {month!r} is not a month (YYYY-MM)")
+        if self.first > self.last:
+            raise ValueError(f"period: {self.first} is after {self.last}")
+
+    @property
+    def label(self) -> str:
+        return f"{self.first}..{self.last}"
+
+    @property
+    def months(self) -> tuple[str, ...]:
+        months = [self.first]
+        while months[-1] < self.last:
+            months.append(_next_month(months[-1]))
+        return tuple(months)
+
+    def contains(self, day: date) -> bool:
+        return self.first <= month_of(day) <= self.last
+
+    def value_of(self, day: date) -> str:
+        month = month_of(day)
+        return quarter_of(month) if self.unit is PeriodUnit.QUARTER else month
+
+    def overlaps(self, other: Period) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+# ---------------------------------------------------------------------------------------------------
+# Published figures
+# ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -120,10 +181,12 @@ class Cell:
 class Table:
     """People by the row dimensions (``rows``) and one column dimension. ``cells`` holds the non-zero
     inner cells; ``row_totals`` (column ``ALL``) count distinct people, ``column_totals`` (row all
-    ``ALL``) and ``total`` too. With ``multi_counted`` (the column is the form of exploitation) a
-    person may be in several cells of a row, so a row's cells may add up to more than its total."""
+    ``ALL``) and ``total`` too. With ``multi_counted`` (the column is the form of exploitation or the
+    labour sector) a person may be in several cells of a row, so a row's cells may add up to more than
+    its total."""
 
     name: str
+    title: str
     row_dimensions: tuple[Dimension, ...]
     column_dimension: Dimension
     rows: tuple[tuple[str, ...], ...]
@@ -151,26 +214,24 @@ class Table:
         no one is there."""
         return self._index.get((row, column), ZERO)
 
-    def lines(self) -> list[tuple[Count, list[Count]]]:
-        """Each row and each column of the table with its total, zero cells left out."""
-        by_row: dict[tuple[str, ...], list[Count]] = defaultdict(list)
-        by_column: dict[str, list[Count]] = defaultdict(list)
-        for cell in self.cells:
-            by_row[cell.row].append(cell.count)
-            by_column[cell.column].append(cell.count)
-        lines = [(self.count(row, ALL), by_row[row]) for row in self.rows]
-        lines += [(self.count(self.all_rows, column), by_column[column]) for column in self.columns]
-        lines.append((self.total, [self.count(row, ALL) for row in self.rows]))
-        lines.append((self.total, [self.count(self.all_rows, column) for column in self.columns]))
-        return lines
+    def key(self, row: tuple[str, ...], column: str) -> Key:
+        """The cell's key over all dimensions (``ALL`` on those the table is not split by)."""
+        given = dict(zip(self.row_dimensions, row, strict=True)) | {self.column_dimension: column}
+        return tuple(given.get(dim, ALL) for dim in DIMENSIONS)
+
+    def every_cell(self) -> Iterable[tuple[tuple[str, ...], str, Count]]:
+        for cell in (*self.cells, *self.row_totals, *self.column_totals):
+            yield cell.row, cell.column, cell.count
+        yield self.all_rows, ALL, self.total
 
 
 @dataclass(frozen=True)
 class Indicator:
     """A timeliness indicator: a median number of days, or a share between 0 and 1. ``cases`` is the
     number of cases (people) it is computed on, ``observations`` the number of intervals or
-    follow-ups. Suppressed, all three are ``None``; with no cases at all, ``value`` is ``None`` and
-    ``cases`` 0."""
+    follow-ups. With the cases withheld, all three are ``None``; with the median withheld alone (too
+    few cases for a median, or dominated by one value), ``value`` is ``None``; with no cases at all,
+    ``value`` is ``None`` and ``cases`` 0. ``suppressed`` is set whenever something was withheld."""
 
     value: float | None
     cases: int | None
@@ -190,37 +251,57 @@ class Timeliness:
     follow_ups_on_time: Indicator
 
     def indicator(self, measure: Measure) -> Indicator:
-        match measure:
-            case Measure.IDENTIFICATION_TO_REFERRAL:
-                return self.identification_to_referral
-            case Measure.REFERRAL_TO_ANSWER:
-                return self.referral_to_answer
-            case Measure.ANSWER_TO_RETURN:
-                return self.answer_to_return
-            case Measure.RETURN_TO_HANDOVER:
-                return self.return_to_handover
-            case Measure.FOLLOW_UPS_ON_TIME:
-                return self.follow_ups_on_time
+        return getattr(self, measure.value)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Check:
+    """What the attacker's check found, for the operator (not published: how many were withheld for
+    being small would say how many small cells there are)."""
+
+    cells: int  # counts in the publication, zero cells left out
+    withheld: int
+    primary: int
+    secondary: int
+    narrowest: float | None  # the narrowest range a reader can deduce for a withheld count
+    rounds: int
+    linked: tuple[str, ...] = ()  # the earlier publications checked with this one
 
 
 @dataclass(frozen=True)
 class RegionalStatistics:
-    threshold: int
+    rules: StatisticsRules
+    period: Period | None  # None when there are no cases at all
     reference_month: str | None  # the month of ``as_of``, from which follow-ups are judged
     people: Count
-    flow: Table  # month × corridor × sex × age band (rows) by form of exploitation
-    by_month: Table  # corridor × month of identification
-    by_exploitation: Table  # corridor × form of exploitation
-    by_sex: Table  # corridor × sex
-    by_age_band: Table  # corridor × age band
+    tables: tuple[Table, ...]
     timeliness: tuple[Timeliness, ...]  # by corridor, then overall (corridor ``ALL``) last
+    check: Check
 
     @property
-    def tables(self) -> tuple[Table, ...]:
-        return (self.flow, self.by_month, self.by_exploitation, self.by_sex, self.by_age_band)
+    def threshold(self) -> int:
+        return self.rules.minimum_frequency
+
+    def table(self, name: str) -> Table:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(name)
 
     def timeliness_of(self, corridor: str) -> Timeliness | None:
         return next((entry for entry in self.timeliness if entry.corridor == corridor), None)
+
+
+@dataclass(frozen=True)
+class Published:
+    """An earlier publication as a reader holds it: what it showed of each count (None: withheld)."""
+
+    id: str
+    period: Period
+    rounding_base: int
+    patterns: frozenset[frozenset[Dimension]]
+    people: Mapping[Key, int | None]
+    cases: Mapping[tuple[str, str], int | None]  # (measure, corridor)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -229,42 +310,10 @@ class RegionalStatistics:
 
 #: A count's key: one value, or ``ALL``, per dimension in the order of ``DIMENSIONS``.
 Key = tuple[str, ...]
-
-_M, _C, _E, _S, _A = DIMENSIONS
-
-
-@dataclass(frozen=True)
-class _TableSpec:
-    name: str
-    rows: tuple[Dimension, ...]
-    column: Dimension
-
-
-_TABLES = (
-    _TableSpec("flow", (_M, _C, _S, _A), _E),
-    _TableSpec("by_month", (_C,), _M),
-    _TableSpec("by_exploitation", (_C,), _E),
-    _TableSpec("by_sex", (_C,), _S),
-    _TableSpec("by_age_band", (_C,), _A),
-)
-#: Every combination of dimensions that is published: the inner cells, row and column totals of each
-#: table and the grand total.
-_PATTERNS: tuple[frozenset[Dimension], ...] = tuple(
-    dict.fromkeys(
-        pattern
-        for spec in _TABLES
-        for pattern in (
-            frozenset((*spec.rows, spec.column)),
-            frozenset(spec.rows),
-            frozenset((spec.column,)),
-            frozenset(),
-        )
-    )
-)
-
-
-def month_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
+Pattern = frozenset[Dimension]
+_PERIOD_AT = DIMENSIONS.index(Dimension.PERIOD)
+_CORRIDOR_AT = DIMENSIONS.index(Dimension.CORRIDOR)
+_EVERYONE: Key = (ALL,) * len(DIMENSIONS)
 
 
 def corridor_of(state: CaseState, agreements: Agreements) -> str:
@@ -276,22 +325,21 @@ def corridor_of(state: CaseState, agreements: Agreements) -> str:
     return corridor.id if corridor is not None else f"{host}->{state.home.value}"
 
 
-def exploitation_of(state: CaseState) -> frozenset[str]:
-    return frozenset(form.value for form in state.exploitation_types) or frozenset({UNRECORDED})
+def profile(state: CaseState, agreements: Agreements, period: Period) -> tuple[frozenset[str], ...]:
+    """The values of a case on each dimension (several forms and sectors, one of everything else)."""
+    values = {
+        Dimension.PERIOD: frozenset({period.value_of(state.identified_on)}),
+        Dimension.CORRIDOR: frozenset({corridor_of(state, agreements)}),
+        Dimension.EXPLOITATION: frozenset(form.value for form in state.exploitation_types) or {UNRECORDED},
+        Dimension.LABOUR_SECTOR: frozenset(sector.value for sector in state.labour_sectors) or {UNRECORDED},
+        Dimension.SEX: frozenset({state.sex.value}),
+        Dimension.AGE_BAND: frozenset({state.age_band.value}),
+        Dimension.AGENCY_TYPE: frozenset({state.agency_type.value if state.agency_type else UNRECORDED}),
+    }
+    return tuple(frozenset(values[dimension]) for dimension in DIMENSIONS)
 
 
-def profile(state: CaseState, agreements: Agreements) -> tuple[frozenset[str], ...]:
-    """The values of a case on each dimension (several forms of exploitation, one of everything else)."""
-    return (
-        frozenset({month_of(state.identified_on)}),
-        frozenset({corridor_of(state, agreements)}),
-        exploitation_of(state),
-        frozenset({state.sex.value}),
-        frozenset({state.age_band.value}),
-    )
-
-
-def keys_of(values: tuple[frozenset[str], ...], pattern: frozenset[Dimension]) -> Iterable[Key]:
+def keys_of(values: tuple[frozenset[str], ...], pattern: Pattern) -> Iterable[Key]:
     """The keys with ``pattern``'s dimensions set that a case with ``values`` is counted in."""
     choices = [
         sorted(options) if dimension in pattern else [ALL]
@@ -300,70 +348,31 @@ def keys_of(values: tuple[frozenset[str], ...], pattern: frozenset[Dimension]) -
     return itertools.product(*choices)
 
 
-def _pattern(key: Key) -> frozenset[Dimension]:
+def pattern_of(key: Key) -> Pattern:
     return frozenset(dimension for dimension, value in zip(DIMENSIONS, key, strict=True) if value != ALL)
 
 
-def _project(key: Key, pattern: frozenset[Dimension]) -> Key:
+def project(key: Key, pattern: Pattern) -> Key:
     return tuple(value if dim in pattern else ALL for dim, value in zip(DIMENSIONS, key, strict=True))
 
 
-def _relations(counts: Mapping[Key, int]) -> list[Relation[Key]]:
-    """Every coarser published count against the finer published counts that add up to it."""
-    parts: dict[tuple[Key, frozenset[Dimension]], list[Key]] = defaultdict(list)
-    for key in counts:
-        pattern = _pattern(key)
-        for coarser in _PATTERNS:
-            if coarser < pattern:
-                parts[(_project(key, coarser), pattern)].append(key)
-    return [Relation(total, tuple(sorted(members))) for (total, _), members in sorted(parts.items())]
+def patterns_of(tables: Iterable[TableRule]) -> frozenset[Pattern]:
+    """Every combination of dimensions published: each table's inner cells, row and column totals and
+    the grand total."""
+    found: set[Pattern] = set()
+    for table in tables:
+        found |= {table.dimensions, frozenset(table.rows), frozenset({table.column}), frozenset()}
+    return frozenset(found)
 
 
-def _order(dimension: Dimension, value: str) -> tuple[int, str]:
-    """Codes in the order of their code list (then anything else, e.g. ``Unrecorded``); months and
-    corridors by their text."""
-    code_list = _CODE_LISTS.get(dimension)
-    if code_list is None:
-        return (0, value)
-    symbols = [code.value for code in code_list]
-    return (symbols.index(value), "") if value in symbols else (len(symbols), value)
+def people_cell(period: Period, key: Key) -> CellId:
+    """The linked system's name of a count: a count of one period value is the same count in every
+    publication; one over the whole period is that period's."""
+    return ("people", "" if key[_PERIOD_AT] != ALL else period.label, key)
 
 
-def _count(value: int, hidden: bool) -> Count:
-    return SUPPRESSED if hidden else Count(value)
-
-
-def _table(spec: _TableSpec, counts: Mapping[Key, int], hidden: frozenset[Key]) -> Table:
-    def key(row: tuple[str, ...], column: str) -> Key:
-        given = dict(zip(spec.rows, row, strict=True)) | {spec.column: column}
-        return tuple(given.get(dim, ALL) for dim in DIMENSIONS)
-
-    inner = frozenset((*spec.rows, spec.column))
-    positions = [DIMENSIONS.index(dim) for dim in spec.rows]
-    column_at = DIMENSIONS.index(spec.column)
-    cells = [(tuple(k[i] for i in positions), k[column_at]) for k in counts if _pattern(k) == inner]
-    cells.sort(key=lambda cell: (tuple(map(_order, spec.rows, cell[0])), _order(spec.column, cell[1])))
-    rows = tuple(dict.fromkeys(row for row, _ in cells))
-    columns = tuple(sorted({column for _, column in cells}, key=lambda column: _order(spec.column, column)))
-    everyone = (ALL,) * len(spec.rows)
-
-    def cell(row: tuple[str, ...], column: str) -> Cell:
-        k = key(row, column)
-        return Cell(row, column, _count(counts[k], k in hidden))
-
-    total = key(everyone, ALL)
-    return Table(
-        name=spec.name,
-        row_dimensions=spec.rows,
-        column_dimension=spec.column,
-        rows=rows,
-        columns=columns,
-        cells=tuple(cell(row, column) for row, column in cells),
-        row_totals=tuple(cell(row, ALL) for row in rows),
-        column_totals=tuple(cell(everyone, column) for column in columns),
-        total=_count(counts.get(total, 0), total in hidden),
-        multi_counted=spec.column is Dimension.EXPLOITATION,
-    )
+def cases_cell(period: Period, measure: str, corridor: str) -> CellId:
+    return ("cases", period.label, measure, corridor)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -371,7 +380,7 @@ def _table(spec: _TableSpec, counts: Mapping[Key, int], hidden: frozenset[Key]) 
 # ---------------------------------------------------------------------------------------------------
 
 
-def intervals(state: CaseState) -> dict[Measure, int]:
+def step_days(state: CaseState) -> dict[Measure, int]:
     """The days each step of the case took, for the steps it has completed."""
     days: dict[Measure, int] = {}
     referred = state.referral_requested_at.date() if state.referral_requested_at else None
@@ -409,21 +418,20 @@ def follow_ups_due(state: CaseState, agreements: Agreements, as_of: date) -> lis
 
 @dataclass
 class _Sample:
-    days: list[int]
-    outcomes: list[bool]
+    days: list[int] = field(default_factory=list)
+    outcomes: list[bool] = field(default_factory=list)
     cases: int = 0
 
 
-def _timeliness(
-    states: Sequence[CaseState], agreements: Agreements, as_of: date | None, threshold: int
-) -> tuple[Timeliness, ...]:
-    samples: dict[tuple[Measure, str], _Sample] = defaultdict(lambda: _Sample([], []))
-    corridors = sorted({corridor_of(state, agreements) for state in states})
+def _samples(
+    states: Sequence[CaseState], agreements: Agreements, as_of: date | None
+) -> dict[tuple[Measure, str], _Sample]:
+    samples: dict[tuple[Measure, str], _Sample] = defaultdict(_Sample)
     for state in states:
         corridor = corridor_of(state, agreements)
         outcomes = follow_ups_due(state, agreements, as_of) if as_of is not None else []
         for where in (corridor, ALL):
-            for measure, days in intervals(state).items():
+            for measure, days in step_days(state).items():
                 sample = samples[(measure, where)]
                 sample.cases += 1
                 sample.days.append(days)
@@ -431,29 +439,189 @@ def _timeliness(
                 sample = samples[(Measure.FOLLOW_UPS_ON_TIME, where)]
                 sample.cases += 1
                 sample.outcomes += outcomes
+    return samples
 
-    cases = {(m.value, where): s.cases for (m, where), s in samples.items()}
-    relations = [
-        Relation((m.value, ALL), tuple(sorted(k for k in cases if k[0] == m.value and k[1] != ALL)))
-        for m in Measure
-        if (m.value, ALL) in cases
-    ]
-    hidden = suppress(cases, relations, threshold)
 
-    def indicator(measure: Measure, where: str) -> Indicator:
-        sample = samples.get((measure, where))
-        if sample is None:
-            return Indicator(None, 0, 0)
-        if (measure.value, where) in hidden:
-            return Indicator(None, None, None, suppressed=True)
-        if measure is Measure.FOLLOW_UPS_ON_TIME:
-            share = sum(sample.outcomes) / len(sample.outcomes)
-            return Indicator(share, sample.cases, len(sample.outcomes))
-        return Indicator(float(statistics.median(sample.days)), sample.cases, len(sample.days))
+def dominated(days: Sequence[int], share: float) -> bool:
+    """One value is shared by more than ``share`` of the observations: a median would tell nearly
+    everyone's value."""
+    if not days:
+        return False
+    most = Counter(days).most_common(1)[0][1]
+    return most > share * len(days)
 
-    return tuple(
-        Timeliness(where, *(indicator(measure, where) for measure in Measure)) for where in (*corridors, ALL)
-    )
+
+# ---------------------------------------------------------------------------------------------------
+# The linked system of one publication (and the earlier ones it overlaps)
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Layer:
+    """One publication's counts: the current one, or an earlier one recomputed from today's cases."""
+
+    period: Period
+    patterns: frozenset[Pattern]
+    counted: frozenset[Pattern]  # ``patterns`` and, when linking, their refinements by period
+    people: Counter[Key]
+    cases: dict[tuple[str, str], int]  # (measure, corridor) -> cases
+
+    def cells(self) -> dict[CellId, int]:
+        found = {people_cell(self.period, key): value for key, value in self.people.items() if value > 0}
+        found |= {cases_cell(self.period, *key): value for key, value in self.cases.items() if value > 0}
+        return found
+
+    def published_cells(self) -> set[CellId]:
+        return {people_cell(self.period, key) for key in self.people if pattern_of(key) in self.patterns} | {
+            cases_cell(self.period, *key) for key in self.cases
+        }
+
+
+def _layer(
+    states: Sequence[CaseState],
+    agreements: Agreements,
+    period: Period,
+    patterns: frozenset[Pattern],
+    as_of: date | None,
+    *,
+    link: bool,
+) -> tuple[_Layer, dict[tuple[Measure, str], _Sample]]:
+    within = [state for state in states if period.contains(state.identified_on)]
+    counted = set(patterns)
+    if link:
+        counted |= {pattern | {Dimension.PERIOD} for pattern in patterns}
+    people: Counter[Key] = Counter()
+    for state in within:
+        values = profile(state, agreements, period)
+        for pattern in counted:
+            people.update(keys_of(values, pattern))
+    samples = _samples(within, agreements, as_of)
+    cases = {(measure.value, where): sample.cases for (measure, where), sample in samples.items()}
+    return _Layer(period, patterns, frozenset(counted), people, cases), samples
+
+
+def _people_relations(layer: _Layer) -> list[Relation]:
+    """Every coarser count against the finer counts that make it up, for every pair of counted
+    patterns: equal to their sum, or, where a person may be in several parts, at least each part and
+    at most their sum."""
+    period = layer.period
+    by_pattern: dict[Pattern, list[Key]] = defaultdict(list)
+    for key, value in layer.people.items():
+        if value > 0:
+            by_pattern[pattern_of(key)].append(key)
+    relations: list[Relation] = []
+    for finer in sorted(layer.counted, key=sorted):
+        for coarser in sorted(layer.counted, key=sorted):
+            if not coarser < finer:
+                continue
+            groups: dict[Key, list[Key]] = defaultdict(list)
+            for key in by_pattern.get(finer, ()):
+                groups[project(key, coarser)].append(key)
+            multi = bool((finer - coarser) & MULTI_VALUED)
+            for total, parts in sorted(groups.items()):
+                total_cell = people_cell(period, total)
+                part_cells = [people_cell(period, part) for part in sorted(parts)]
+                if multi:
+                    relations.append(Relation.at_most(total_cell, part_cells))
+                    relations += [Relation.at_most(part, [total_cell]) for part in part_cells]
+                else:
+                    relations.append(Relation.total_of(total_cell, part_cells))
+    return relations
+
+
+def _cases_relations(layer: _Layer) -> list[Relation]:
+    """The cases behind an indicator add up over the corridors and are at most the corridor's people."""
+    period = layer.period
+    corridor_pattern = frozenset({Dimension.CORRIDOR})
+    relations: list[Relation] = []
+    for measure in Measure:
+        corridors = sorted(
+            where for (name, where), n in layer.cases.items() if name == measure.value and where != ALL and n
+        )
+        if not corridors:
+            continue
+        overall = cases_cell(period, measure.value, ALL)
+        relations.append(
+            Relation.total_of(overall, [cases_cell(period, measure.value, c) for c in corridors])
+        )
+        relations.append(Relation.at_most(overall, [people_cell(period, _EVERYONE)]))
+        if corridor_pattern in layer.patterns:
+            for corridor in corridors:
+                key = tuple(corridor if at == _CORRIDOR_AT else ALL for at in range(len(DIMENSIONS)))
+                relations.append(
+                    Relation.at_most(cases_cell(period, measure.value, corridor), [people_cell(period, key)])
+                )
+    return relations
+
+
+def _earlier_layer(
+    earlier: Published, states: Sequence[CaseState], agreements: Agreements, as_of: date | None
+) -> _Layer:
+    layer, _ = _layer(states, agreements, earlier.period, earlier.patterns, as_of, link=True)
+    # Its indicators' cases are not linked: they change as cases progress, so none can be subtracted.
+    layer.cases = {}
+    return layer
+
+
+def _inconsistency(earlier: Published, layer: _Layer) -> str | None:
+    """Where an earlier publication no longer matches today's cases (counts of its months changed)."""
+    base = earlier.rounding_base
+    for key, shown in sorted(earlier.people.items()):
+        true = layer.people.get(key, 0)
+        if shown is None:
+            if true == 0:
+                return f"{_describe(key)}: withheld then, none now"
+        elif not shown <= true < shown + base:
+            return f"{_describe(key)}: {shown} then, {true} now"
+    return None
+
+
+def _describe(key: Key) -> str:
+    given = [f"{dim}={value}" for dim, value in zip(DIMENSIONS, key, strict=True) if value != ALL]
+    return ", ".join(given) or "the grand total"
+
+
+def _rounded(value: int, base: int) -> int:
+    return value - value % base
+
+
+def _build_system(
+    current: _Layer, rules: StatisticsRules, earlier: Sequence[tuple[Published, _Layer]]
+) -> tuple[System, set[CellId], dict[CellId, Bounds], frozenset[CellId], frozenset[CellId]]:
+    """The linked system; the cells primary-suppressed; the bounds of the published ones (rounded);
+    the earlier publications' withheld cells (still withheld) and their published cells (fixed)."""
+    layers = [current, *(layer for _, layer in earlier)]
+    values: dict[CellId, int] = {}
+    relations: list[Relation] = []
+    shown: set[CellId] = set()
+    for layer in layers:
+        values |= layer.cells()
+        relations += _people_relations(layer) + _cases_relations(layer)
+        shown |= layer.published_cells()
+    latent = frozenset(cell for cell in values if cell not in shown)
+    system = System(values, relations, latent)
+    k = rules.minimum_frequency
+    primary = {cell for cell in current.published_cells() if 0 < values.get(cell, 0) < k}
+    base = rules.rounding_base
+    bounds: dict[CellId, Bounds] = {}
+    if base > 1:
+        for cell in current.published_cells():
+            value = values.get(cell, 0)
+            if value:
+                low = _rounded(value, base)
+                bounds[cell] = Bounds(low, low + base - 1)
+    before_withheld: set[CellId] = set()
+    before_shown: set[CellId] = set()
+    for published, layer in earlier:
+        for key, figure in published.people.items():
+            cell = people_cell(layer.period, key)
+            if figure is None:
+                before_withheld.add(cell)
+            else:
+                before_shown.add(cell)
+                if published.rounding_base > 1:
+                    bounds[cell] = Bounds(figure, figure + published.rounding_base - 1)
+    return system, primary, bounds, frozenset(before_withheld), frozenset(before_shown - before_withheld)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -461,41 +629,192 @@ def _timeliness(
 # ---------------------------------------------------------------------------------------------------
 
 
+def _order(dimension: Dimension, value: str) -> tuple[int, str]:
+    """Codes in the order of their code list (then anything else, e.g. ``Unrecorded``); periods and
+    corridors by their text."""
+    code_list = _CODE_LISTS.get(dimension)
+    if code_list is None:
+        return (0, value)
+    symbols = [code.value for code in code_list]
+    return (symbols.index(value), "") if value in symbols else (len(symbols), value)
+
+
+def _table(
+    rule: TableRule, period: Period, people: Mapping[Key, int], withheld: frozenset[CellId], base: int
+) -> Table:
+    def count(key: Key) -> Count:
+        value = people.get(key, 0)
+        if people_cell(period, key) in withheld:
+            return SUPPRESSED
+        return Count(_rounded(value, base))
+
+    inner = rule.dimensions
+    positions = [DIMENSIONS.index(dim) for dim in rule.rows]
+    column_at = DIMENSIONS.index(rule.column)
+    found = [
+        (tuple(k[i] for i in positions), k[column_at])
+        for k, v in people.items()
+        if v > 0 and pattern_of(k) == inner
+    ]
+    found.sort(key=lambda cell: (tuple(map(_order, rule.rows, cell[0])), _order(rule.column, cell[1])))
+    rows = tuple(dict.fromkeys(row for row, _ in found))
+    columns = tuple(sorted({column for _, column in found}, key=lambda column: _order(rule.column, column)))
+    everyone = (ALL,) * len(rule.rows)
+
+    def key(row: tuple[str, ...], column: str) -> Key:
+        given = dict(zip(rule.rows, row, strict=True)) | {rule.column: column}
+        return tuple(given.get(dim, ALL) for dim in DIMENSIONS)
+
+    return Table(
+        name=rule.name,
+        title=rule.title,
+        row_dimensions=rule.rows,
+        column_dimension=rule.column,
+        rows=rows,
+        columns=columns,
+        cells=tuple(Cell(row, column, count(key(row, column))) for row, column in found),
+        row_totals=tuple(Cell(row, ALL, count(key(row, ALL))) for row in rows),
+        column_totals=tuple(Cell(everyone, column, count(key(everyone, column))) for column in columns),
+        total=count(key(everyone, ALL)),
+        multi_counted=rule.column in MULTI_VALUED,
+    )
+
+
+def _indicators(
+    samples: Mapping[tuple[Measure, str], _Sample],
+    corridors: Sequence[str],
+    period: Period,
+    withheld: frozenset[CellId],
+    rules: StatisticsRules,
+) -> tuple[Timeliness, ...]:
+    base = rules.rounding_base
+
+    def indicator(measure: Measure, where: str) -> Indicator:
+        sample = samples.get((measure, where))
+        if sample is None or sample.cases == 0:
+            return Indicator(None, 0, 0)
+        if cases_cell(period, measure.value, where) in withheld:
+            return Indicator(None, None, None, suppressed=True)
+        cases = _rounded(sample.cases, base)
+        if measure is Measure.FOLLOW_UPS_ON_TIME:
+            share = sum(sample.outcomes) / len(sample.outcomes)
+            return Indicator(share, cases, _rounded(len(sample.outcomes), base))
+        if sample.cases < rules.median_minimum or dominated(sample.days, rules.medians.dominance):
+            return Indicator(None, cases, cases, suppressed=True)
+        return Indicator(float(statistics.median(sample.days)), cases, cases)
+
+    return tuple(
+        Timeliness(where, *(indicator(measure, where) for measure in Measure)) for where in (*corridors, ALL)
+    )
+
+
+def default_period(states: Iterable[CaseState], unit: PeriodUnit, as_of: date | None) -> Period | None:
+    """From the first month a case was identified to the month of ``as_of`` (or of the last one)."""
+    months = [month_of(state.identified_on) for state in states]
+    if not months:
+        return None
+    last = month_of(as_of) if as_of is not None else max(months)
+    return Period(min(min(months), last), max(last, min(months)), unit)
+
+
 def regional_statistics(
     states: Iterable[CaseState],
     agreements: Agreements,
     *,
-    threshold: int = DEFAULT_THRESHOLD,
+    rules: StatisticsRules = DEFAULT_RULES,
     as_of: date | None = None,
+    period: Period | None = None,
+    earlier: Sequence[Published] = (),
 ) -> RegionalStatistics:
-    """The anonymised statistics of ``states`` (see the module's documentation for what is counted
-    and what is withheld). Follow-ups are judged at ``as_of``, by default the day of the latest event
-    of any case. A case id given twice counts once (the last state given)."""
-    if threshold < 2:
-        raise ValueError(f"threshold must be at least 2, not {threshold}: 1 would publish single cases")
+    """The anonymised statistics of the cases identified in ``period`` (by default all of them), under
+    ``rules``, protected together with the ``earlier`` publications whose periods overlap it (see the
+    module's documentation). Follow-ups are judged at ``as_of``, by default the day of the latest
+    event of any case. A case id given twice counts once (the last state given).
+
+    Raises :class:`InconsistentPublication` when an overlapping earlier publication no longer matches
+    the cases (its months' counts changed since), and :class:`ProtectionFailed` when no protection is
+    found; in both cases nothing may be published."""
     # A case whose identification was retracted never was one: it is not counted anywhere.
     cases = [state for state in {state.case_id: state for state in states}.values() if not state.void]
     if as_of is None and cases:
         as_of = max(state.last_event_at for state in cases).date()
+    if period is None:
+        period = default_period(cases, rules.period, as_of)
+    elif period.unit is not rules.period:
+        period = Period(period.first, period.last, rules.period)
+    patterns = patterns_of(rules.tables)
+    if period is None:
+        empty = Check(cells=0, withheld=0, primary=0, secondary=0, narrowest=None, rounds=0)
+        return RegionalStatistics(
+            rules,
+            None,
+            month_of(as_of) if as_of else None,
+            ZERO,
+            (),
+            (Timeliness(ALL, *(Indicator(None, 0, 0) for _ in Measure)),),
+            empty,
+        )
 
-    counts: Counter[Key] = Counter()
-    for state in cases:
-        values = profile(state, agreements)
-        for pattern in _PATTERNS:
-            counts.update(keys_of(values, pattern))
-    hidden = suppress(counts, _relations(counts), threshold)
-    tables = {spec.name: _table(spec, counts, hidden) for spec in _TABLES}
-    everyone = (ALL,) * len(DIMENSIONS)
+    overlapping = [published for published in earlier if published.period.overlaps(period)]
+    for published in overlapping:
+        if published.period.unit is not period.unit:
+            raise InconsistentPublication(
+                f"earlier publication {published.id} counts by {published.period.unit}, "
+                f"this one by {period.unit}: publish overlapping periods with the same unit"
+            )
+    link = bool(overlapping)
+    current, samples = _layer(cases, agreements, period, patterns, as_of, link=link)
+    linked: list[tuple[Published, _Layer]] = []
+    for published in overlapping:
+        layer = _earlier_layer(published, cases, agreements, as_of)
+        problem = _inconsistency(published, layer)
+        if problem is not None:
+            raise InconsistentPublication(
+                f"earlier publication {published.id} ({published.period.label}) no longer matches the cases "
+                f"({problem}): counts of months already published changed since (late or corrected reports); "
+                "publish a period that does not overlap it"
+            )
+        linked.append((published, layer))
+
+    system, primary, bounds, before_withheld, before_shown = _build_system(current, rules, linked)
+    protection = protect(
+        system,
+        primary | before_withheld,
+        rules.protection_level,
+        published=bounds,
+        fixed=before_shown,
+    )
+    withheld = protection.withheld
+    # The final check, by the same linear programs a reader would solve (protect ends with it).
+    found = protection.intervals
+    own = current.published_cells()
+    widths = [high - low for cell, (low, high) in found.items() if cell in own]
+    check = Check(
+        cells=sum(1 for cell in own if system.value(cell) > 0),
+        withheld=sum(1 for cell in withheld if cell in own),
+        primary=len(primary),
+        secondary=sum(1 for cell in protection.secondary if cell in own and cell not in before_withheld),
+        narrowest=min(widths) if widths else None,
+        rounds=protection.rounds,
+        linked=tuple(published.id for published in overlapping),
+    )
+    published_people = {key: value for key, value in current.people.items() if pattern_of(key) in patterns}
+    tables = tuple(
+        _table(rule, period, published_people, withheld, rules.rounding_base) for rule in rules.tables
+    )
+    corridors = sorted(
+        {corridor_of(state, agreements) for state in cases if period.contains(state.identified_on)}
+    )
+    grand = people_cell(period, _EVERYONE)
+    people_total = current.people.get(_EVERYONE, 0)
     return RegionalStatistics(
-        threshold=threshold,
+        rules=rules,
+        period=period,
         reference_month=month_of(as_of) if as_of is not None else None,
-        people=_count(counts.get(everyone, 0), everyone in hidden),
-        flow=tables["flow"],
-        by_month=tables["by_month"],
-        by_exploitation=tables["by_exploitation"],
-        by_sex=tables["by_sex"],
-        by_age_band=tables["by_age_band"],
-        timeliness=_timeliness(cases, agreements, as_of, threshold),
+        people=SUPPRESSED if grand in withheld else Count(_rounded(people_total, rules.rounding_base)),
+        tables=tables,
+        timeliness=_indicators(samples, corridors, period, withheld, rules),
+        check=check,
     )
 
 
@@ -517,10 +836,9 @@ Row = dict[str, str | int | float | bool | None]
 
 
 def _count_row(table: Table, row: tuple[str, ...], column: str, count: Count) -> Row:
-    given = dict(zip(table.row_dimensions, row, strict=True)) | {table.column_dimension: column}
     return {
         "table": table.name,
-        **{dim.value: given.get(dim, ALL) for dim in DIMENSIONS},
+        **{dim.value: value for dim, value in zip(DIMENSIONS, table.key(row, column), strict=True)},
         "indicator": "people",
         "value": count.value,
         "cases": None,
@@ -536,9 +854,8 @@ def to_rows(stats: RegionalStatistics) -> list[Row]:
     time. Zero counts are left out."""
     rows: list[Row] = []
     for table in stats.tables:
-        for cell in (*table.cells, *table.row_totals, *table.column_totals):
-            rows.append(_count_row(table, cell.row, cell.column, cell.count))
-        rows.append(_count_row(table, table.all_rows, ALL, table.total))
+        for row, column, count in table.every_cell():
+            rows.append(_count_row(table, row, column, count))
     for entry in stats.timeliness:
         for measure in Measure:
             indicator = entry.indicator(measure)
@@ -557,20 +874,13 @@ def to_rows(stats: RegionalStatistics) -> list[Row]:
     return rows
 
 
-_HEADINGS = {Dimension.MONTH: "Month", Dimension.CORRIDOR: "Corridor"}
+_HEADINGS = {Dimension.PERIOD: "Period", Dimension.CORRIDOR: "Corridor"}
 _MEASURE_HEADINGS = {
     Measure.IDENTIFICATION_TO_REFERRAL: "Identification→referral",
     Measure.REFERRAL_TO_ANSWER: "Referral→answer",
     Measure.ANSWER_TO_RETURN: "Answer→return",
     Measure.RETURN_TO_HANDOVER: "Return→handover",
     Measure.FOLLOW_UPS_ON_TIME: "Follow-ups on time",
-}
-_TABLE_TITLES = {
-    "flow": "People identified by month, corridor, sex and age band, by form of exploitation",
-    "by_month": "People identified by corridor and month of identification",
-    "by_exploitation": "People identified by corridor and form of exploitation",
-    "by_sex": "People identified by corridor and sex",
-    "by_age_band": "People identified by corridor and age band",
 }
 
 
@@ -649,9 +959,9 @@ def _table_text(table: Table, labels: CodeLabels) -> list[str]:
         ]
         for row in (*table.rows, table.all_rows)
     ]
-    lines = [_TABLE_TITLES.get(table.name, table.name), *_grid(headings, body, len(table.row_dimensions))]
+    lines = [table.title, *_grid(headings, body, len(table.row_dimensions))]
     if table.multi_counted:
-        lines.append("A person subjected to several forms is counted under each; 'Total' counts them once.")
+        lines.append("A person with several values is counted under each; 'Total' counts them once.")
     return lines
 
 
@@ -669,12 +979,20 @@ def to_table(stats: RegionalStatistics, lang: str) -> str:
     """The statistics as readable text tables, codes labelled in ``lang`` (English where the language
     lacks a label; the headings of the layout itself are in English)."""
     labels = labels_for(lang)
+    rules = stats.rules
+    period = stats.period.label if stats.period else "–"
     lines = [
         "Lintas — anonymised regional statistics",
-        f"People identified: {_shown(stats.people)}. Follow-ups judged as of {stats.reference_month or '–'}.",
-        f"{SUPPRESSED_MARK} = withheld: fewer than {stats.threshold} people, or would reveal such a cell.",
+        f"Period: {period}. People identified: {_shown(stats.people)}. "
+        f"Follow-ups judged as of {stats.reference_month or '–'}.",
+        f"{SUPPRESSED_MARK} = withheld: fewer than {rules.minimum_frequency} people, "
+        f"or would let a reader narrow such a count to a range under {rules.protection_level} wide.",
     ]
-    for table in (stats.by_month, stats.by_exploitation, stats.by_sex, stats.by_age_band, stats.flow):
+    if rules.rounding_base > 1:
+        lines.append(
+            f"Counts are rounded down to a multiple of {rules.rounding_base}: totals may not add up."
+        )
+    for table in stats.tables:
         lines += ["", *_table_text(table, labels)]
     headings = [_heading(labels, Dimension.CORRIDOR), *(_MEASURE_HEADINGS[m] for m in Measure)]
     body = [
