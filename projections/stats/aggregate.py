@@ -365,6 +365,36 @@ def patterns_of(tables: Iterable[TableRule]) -> frozenset[Pattern]:
     return frozenset(found)
 
 
+def latent_patterns(patterns: Iterable[Pattern]) -> frozenset[Pattern]:
+    """The unpublished crossings a reader can still reason about: tables that pairwise share
+    dimensions (corridor × sex, corridor × age band, sex × age band) are margins of one joint table
+    (corridor × sex × age band) whose cells must all be ≥ 0, and that can narrow a withheld cell more
+    than the tables alone. The joints are the maximal cliques of a triangulation of the graph joining
+    two dimensions published together (min-fill elimination: few dimensions, so exact enough), less
+    those already published. The system counts them as latent cells: known to exist, never shown."""
+    patterns = list(patterns)
+    edges: dict[Dimension, set[Dimension]] = defaultdict(set)
+    for pattern in patterns:
+        for first, second in itertools.permutations(pattern, 2):
+            edges[first].add(second)
+    cliques: list[frozenset[Dimension]] = []
+    remaining = set(edges)
+    while remaining:
+
+        def fill(node: Dimension) -> int:
+            near = edges[node] & remaining
+            return sum(1 for a, b in itertools.combinations(sorted(near), 2) if b not in edges[a])
+
+        node = min(sorted(remaining), key=fill)
+        near = edges[node] & remaining
+        for a, b in itertools.permutations(near, 2):
+            edges[a].add(b)
+        cliques.append(frozenset({node, *near}))
+        remaining.discard(node)
+    maximal = {clique for clique in cliques if not any(clique < other for other in cliques)}
+    return frozenset(clique for clique in maximal if not any(clique <= pattern for pattern in patterns))
+
+
 def people_cell(period: Period, key: Key) -> CellId:
     """The linked system's name of a count: a count of one period value is the same count in every
     publication; one over the whole period is that period's."""
@@ -462,7 +492,7 @@ class _Layer:
 
     period: Period
     patterns: frozenset[Pattern]
-    counted: frozenset[Pattern]  # ``patterns`` and, when linking, their refinements by period
+    counted: frozenset[Pattern]  # ``patterns``, their latent joints and, when linking, refinements by period
     people: Counter[Key]
     cases: dict[tuple[str, str], int]  # (measure, corridor) -> cases
 
@@ -487,9 +517,9 @@ def _layer(
     link: bool,
 ) -> tuple[_Layer, dict[tuple[Measure, str], _Sample]]:
     within = [state for state in states if period.contains(state.identified_on)]
-    counted = set(patterns)
+    counted = set(patterns) | latent_patterns(patterns)
     if link:
-        counted |= {pattern | {Dimension.PERIOD} for pattern in patterns}
+        counted |= {pattern | {Dimension.PERIOD} for pattern in counted}
     people: Counter[Key] = Counter()
     for state in within:
         values = profile(state, agreements, period)

@@ -323,7 +323,8 @@ def _shield(
     hops: int | None,
     fixed: frozenset[Cell] = frozenset(),
 ) -> set[Cell] | None:
-    """The published cells to withhold so that ``cell`` can move up by ``protection`` unseen: the
+    """The published cells to withhold so that ``cell`` can move up by ``protection`` (down when it
+    is negative) unseen: the
     support of the cheapest perturbation of the cells within ``hops`` relations of it (all when None).
     None when no perturbation exists within that reach."""
     import highspy
@@ -354,8 +355,12 @@ def _shield(
         # A published cell costs its value (at least 1); an already withheld or latent one almost nothing.
         weight = 1e-3 if (member in withheld or member in system.latent) else max(float(value), 1.0)
         costs[index] = costs[size + index] = weight
-    low[position[cell]] = protection
-    high[size + position[cell]] = 0.0
+    if protection >= 0:  # the cell moves up by ``protection``
+        low[position[cell]] = protection
+        high[size + position[cell]] = 0.0
+    else:  # or down
+        high[position[cell]] = 0.0
+        low[size + position[cell]] = -protection
     program = _Program([*columns, *columns], low, high)
     rows = {index for member in reach for index in system._involving.get(member, ())}
     for index in sorted(rows):
@@ -385,6 +390,27 @@ def _shield(
         and member not in withheld
         and member not in system.latent
     }
+
+
+def _cover(
+    system: System, cell: Cell, withheld: frozenset[Cell], protection: float, fixed: frozenset[Cell]
+) -> set[Cell] | None:
+    """The cells to withhold so that ``cell`` can move by ``protection`` unseen: up, else down (a cell
+    at the top of what the fixed cells allow, such as one withheld in an earlier publication), else
+    part up and part down. Near cells first, then farther."""
+    moves: list[tuple[float, ...]] = [(protection,), (-protection,)]
+    moves += [(up, up - protection) for up in range(1, math.ceil(protection))]
+    for move in moves:
+        for hops in (2, 4, None):
+            found: set[Cell] = set()
+            for amount in move:
+                shield = _shield(system, cell, withheld, amount, hops, fixed)
+                if shield is None:
+                    break
+                found |= shield
+            else:
+                return found
+    return None
 
 
 class ProtectionFailed(RuntimeError):
@@ -426,11 +452,7 @@ def protect(
             return Protection(withheld, first, rounds, found)
         added: set[Cell] = set()
         for cell in sorted(weak, key=lambda c: (system.value(c), repr(c))):
-            shield = None
-            for hops in (2, 4, None):
-                shield = _shield(system, cell, withheld | added, protection, hops, fixed)
-                if shield is not None:
-                    break
+            shield = _cover(system, cell, withheld | added, protection, fixed)
             if shield is None:
                 raise ProtectionFailed(f"no suppression pattern protects {cell!r}")
             added |= shield
