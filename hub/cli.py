@@ -20,7 +20,7 @@ from connectors.api.cli import credentials_app, openapi_text, write_openapi
 from connectors.importer.cli import import_command
 from connectors.webhooks.cli import app as webhooks_app
 from hub import localkafka
-from hub.agreements import load_agreements, load_directory
+from hub.agreements import config_root, load_agreements, load_directory
 from hub.codec import Codec
 from hub.codegen import CONTRACT_MODULE, generate
 from hub.codes import labels_for
@@ -52,7 +52,11 @@ from projections.alerts.worker import AlertWorker
 from projections.cases.fold import CaseState
 from projections.obligations.rules import alerts_for, deadlines_for, obligations
 from projections.replay import replay_cases
-from projections.stats.aggregate import regional_statistics, to_rows, to_table
+from projections.stats.aggregate import Check, month_of, regional_statistics, to_table
+from projections.stats.kafka import publish_document, read_publications
+from projections.stats.protection import InconsistentPublication, ProtectionFailed
+from projections.stats.publication import from_document, next_period, to_csv, to_document, to_xlsx
+from projections.stats.rules import StatisticsRules, load_rules
 
 app = typer.Typer(help="Lintas: transnational referral message hub.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The Avro contract in schemas/avro.", no_args_is_help=True)
@@ -591,48 +595,129 @@ def agenda(
         typer.echo(str(output))
 
 
+def _statistics_rules(settings: Settings, given: Path | None) -> StatisticsRules:
+    return load_rules(given or settings.statistics_path or config_root() / "statistics.yaml")
+
+
+def _check_line(check: Check) -> str:
+    narrowest = "-" if check.narrowest is None else f"{check.narrowest:g}"
+    return (
+        f"check: {check.cells} cells, {check.withheld} withheld ({check.primary} primary, "
+        f"{check.secondary} secondary), narrowest interval {narrowest}, "
+        f"linked with {', '.join(check.linked) or 'none'}"
+    )
+
+
 @app.command()
 def stats(
     bootstrap_servers: BootstrapOption = None,
     as_of: AsOfOption = None,
+    rules_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--rules", help="The safety rules (YAML); LINTAS_STATISTICS_PATH, else config/statistics.yaml."
+        ),
+    ] = None,
+    first: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="YYYY-MM",
+            help="First month; by default the month after the last one published, else the first case's.",
+        ),
+    ] = None,
+    last: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="YYYY-MM", help="Last month; by default that of --as-of or the last event."
+        ),
+    ] = None,
     lang: Annotated[str, typer.Option(help="Language of the labels.")] = "en",
-    publish: Annotated[bool, typer.Option(help="Also publish the rows to lintas.regional.stats.")] = False,
+    publish: Annotated[bool, typer.Option(help=f"Publish the document to {REGIONAL_STATS}.")] = False,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write the figures as CSV.")] = None,
+    xlsx_path: Annotated[Path | None, typer.Option("--xlsx", help="Write the figures as a workbook.")] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the publication's document.")
+    ] = None,
 ) -> None:
-    """Anonymised regional statistics: flows and timeliness, small cells suppressed."""
+    """Anonymised regional statistics, protected together with every earlier publication; with
+    --publish, the next publication (by default the months since the last one)."""
     settings = Settings()
     moment = _as_of(as_of)
-    bootstrap, states = _replayed(settings, bootstrap_servers, moment)
     try:
-        figures = regional_statistics(
-            states.values(),
-            load_agreements(settings.agreements_path),
-            as_of=moment.date() if moment else None,
-        )
-        typer.echo(to_table(figures, lang))
-        if publish:
-            rows = to_rows(figures)
-            asyncio.run(publish_rows(bootstrap, rows, **client_options(settings)))
-            typer.echo(f"published {len(rows)} rows to {REGIONAL_STATS}")
+        rules = _statistics_rules(settings, rules_path)
+        agreements = load_agreements(settings.agreements_path)
+        labels_for(lang)  # an unknown language fails here, before anything is computed
     except LintasError as exc:
         raise _fail(exc) from exc
-
-
-async def publish_rows(bootstrap: str, rows: Sequence[Mapping[str, object]], **options: Any) -> None:
-    """One JSON document per row, keyed by table, so that a reader can take the latest of each."""
-    kafka_producer = producer(bootstrap, **options)
-    await kafka_producer.start()
+    bootstrap, states = _replayed(settings, bootstrap_servers, moment)
     try:
-        sends = [
-            await kafka_producer.send(
-                REGIONAL_STATS,
-                json.dumps(row, ensure_ascii=False, default=str).encode(),
-                key=str(row.get("table", "")).encode(),
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*sends)
-    finally:
-        await kafka_producer.stop()
+        documents = asyncio.run(read_publications(bootstrap, **client_options(settings)))
+    except LintasError as exc:
+        raise _fail(exc) from exc
+    earlier = [from_document(document) for document in documents]
+    cases = [state for state in states.values() if not state.void]
+    latest = moment or max((state.last_event_at for state in cases), default=None)
+    through = month_of(latest.date()) if latest is not None else None
+    try:
+        period = next_period(
+            (state.identified_on for state in cases),
+            earlier,
+            through=through,
+            unit=rules.period,
+            first=first,
+            last=last,
+        )
+        figures = regional_statistics(
+            states.values(),
+            agreements,
+            rules=rules,
+            as_of=moment.date() if moment else None,
+            period=period,
+            earlier=earlier,
+        )
+        wanted = publish or csv_path or xlsx_path or json_path
+        document = to_document(figures, published=month_of(datetime.now(UTC).date())) if wanted else None
+    except (InconsistentPublication, ProtectionFailed, ValueError) as exc:
+        typer.secho(f"not published: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from exc
+    typer.echo(to_table(figures, lang))
+    typer.echo(_check_line(figures.check), err=True)
+    if document is None:
+        return
+    try:
+        if json_path is not None:
+            _write_text(json_path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+        if csv_path is not None:
+            csv_path.parent.mkdir(parents=True, exist_ok=True)
+            with csv_path.open("w", encoding="utf-8", newline="") as stream:
+                to_csv(document, stream)
+        if xlsx_path is not None:
+            to_xlsx(document, xlsx_path, lang)
+    except OSError as exc:
+        raise _fail(exc) from exc
+    if not publish:
+        return
+    label = figures.period.label if figures.period else "-"
+    if document["id"] in {entry.id for entry in earlier}:
+        typer.echo(f"{document['id']} ({label}) is published already on {REGIONAL_STATS}")
+        return
+    try:
+        asyncio.run(_publish(settings, bootstrap, document))
+    except LintasError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"published {document['id']} ({label}) to {REGIONAL_STATS}")
+
+
+async def _publish(settings: Settings, bootstrap: str, document: Mapping[str, Any]) -> None:
+    await ensure_topics(
+        bootstrap,
+        [REGIONAL_STATS],
+        partitions=settings.topics.partitions,
+        replication_factor=settings.topics.replication_factor,
+        options=client_options(settings),
+    )
+    await publish_document(bootstrap, document, **client_options(settings))
 
 
 # -- demo --------------------------------------------------------------------------------------

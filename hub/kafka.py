@@ -18,7 +18,7 @@ from hub.events import Event
 from hub.headers import envelope_headers
 from hub.limits import INPUT_MAX_BYTES, TOPIC_MAX_BYTES
 from hub.settings import Settings
-from hub.topics import AUDIT, COMPACTED, NRM_EVENTS_PATTERN, ROUTER_IDS, nrm_events
+from hub.topics import AUDIT, COMPACTED, NRM_EVENTS_PATTERN, REGIONAL_STATS, ROUTER_IDS, nrm_events
 
 NRM_EVENTS = re.compile(NRM_EVENTS_PATTERN)
 #: How long the claims of event ids are kept, and so known to every router worker.
@@ -83,6 +83,8 @@ def topic_config(name: str) -> dict[str, str]:
     if name in COMPACTED:
         config["cleanup.policy"] = "compact"
     if name == AUDIT:  # the record of who read what is kept as long as the cases are
+        config["retention.ms"] = "-1"
+    if name == REGIONAL_STATS:  # a later publication is protected with every earlier one: keep them all
         config["retention.ms"] = "-1"
     if name == ROUTER_IDS:  # not compacted: the first claim of an id wins, compaction keeps the last
         config["retention.ms"] = str(ID_RETENTION_DAYS * 24 * 3600 * 1000)

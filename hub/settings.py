@@ -123,3 +123,5 @@ class Settings(BaseSettings):
     #: Bilateral agreements and focal-point directory; the shipped ones by default.
     agreements_path: Path | None = None
     directory_path: Path | None = None
+    #: The safety rules of the regional statistics; the shipped config/statistics.yaml by default.
+    statistics_path: Path | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,9 @@ from hub.codec import Codec
 from hub.contract import Alert, AlertLevel, CountryCode, ObligationKind
 from hub.kafka import producer, read_all
 from hub.topics import AUDIT, alerts, nrm_events
+from projections.stats.kafka import publish_document
 from tests.apiserver import COUNTRIES, LiveApi, as_json, identified, live_api
+from tests.test_stats_publication import sample_document
 
 pytestmark = pytest.mark.kafka
 PROBLEM = "application/problem+json"
@@ -221,13 +224,31 @@ def test_no_principal_reaches_beyond_its_role_and_country(api: LiveApi, kafka_bo
         _problem(regional.get(f"/v1/cases/{case_id}", headers=PURPOSE), 403)
         _problem(regional.get("/v1/inbox"), 403)
         _problem(regional.get("/v1/alerts"), 403)
-        stats = regional.get("/v1/stats")
-        assert stats.status_code == 200
-        assert case_id not in stats.text
     with api.client("TH", Role.OPERATOR) as operator:
         _problem(operator.get(f"/v1/cases/{case_id}", headers=PURPOSE), 403)
         _problem(operator.get("/v1/stats"), 403)
     assert _published(kafka_bootstrap, "MM", {case_id}) == []
+
+
+def test_the_regional_body_reads_the_statistics_as_published(api: LiveApi, kafka_bootstrap: str) -> None:
+    # A few more people each run: a document of its own, published after any other.
+    document = sample_document(extra=uuid.uuid4().int % 50)
+    asyncio.run(asyncio.wait_for(publish_document(kafka_bootstrap, document), 30))
+    path = f"/v1/stats/{document['id']}"
+    with api.client("PH", Role.REGIONAL) as regional:
+        api.wait_for(lambda: regional.get(path).status_code == 200, 60)
+        assert regional.get(path).json() == document
+        latest = regional.get("/v1/stats")
+        assert latest.status_code == 200, latest.text
+        assert latest.json() == document
+        assert not re.search(r"TH-QX\d{5}Z|\d{4}-\d{2}-\d{2}", latest.text), "no case id, no day"
+        assert "check" not in latest.json()
+        _problem(regional.get("/v1/stats/RS-0000000000000000"), 404)
+    with api.client("TH", Role.OPERATOR) as operator:
+        _problem(operator.get("/v1/stats"), 403)
+        _problem(operator.get(path), 403)
+    with api.client("MM", Role.FOCAL_POINT) as myanmar:
+        _problem(myanmar.get(path), 403)
 
 
 def test_a_case_thread_is_audited_before_it_is_answered(api: LiveApi, kafka_bootstrap: str) -> None:

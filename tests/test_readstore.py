@@ -36,10 +36,11 @@ from hub.contract import (
 )
 from hub.events import Event, parse_event
 from hub.headers import record_headers
-from hub.topics import ACCEPTED_EVENTS, AUDIT, alerts, focal_inbox, nrm_receipts
+from hub.topics import ACCEPTED_EVENTS, AUDIT, REGIONAL_STATS, alerts, focal_inbox, nrm_receipts
 from projections.cases.fold import Stage
 from tests.postgres import PostgresServer, postgres_fixture
 from tests.test_codec import fisherman
+from tests.test_stats_publication import sample_document
 from tests.workers import national_systems
 
 STORES = ["sqlite", "postgresql"]
@@ -651,3 +652,21 @@ def test_a_malformed_audit_record_is_passed_over_and_its_position_kept(
     assert applier.apply([Record(AUDIT, 0, 7, 0, (), value)]) == 1
     assert store.positions() == {(AUDIT, 0): 8}
     assert store.content()["audit"] == []
+
+
+def test_publications_are_served_whole_the_latest_last_published(store: ReadStore) -> None:
+    first, second = sample_document(), sample_document(extra=1)
+    log = Log()
+    records = [
+        log.append(REGIONAL_STATS, json.dumps(first).encode(), at=NOW),
+        log.append(REGIONAL_STATS, b'{"table": "by_sex", "value": 3}', at=NOW + timedelta(seconds=1)),
+        log.append(REGIONAL_STATS, json.dumps(second).encode(), at=NOW + timedelta(seconds=2)),
+        log.append(REGIONAL_STATS, json.dumps(first).encode(), at=NOW + timedelta(seconds=3)),
+    ]
+    assert store.latest_publication() is None
+    Applier(store, Codec()).apply(records)
+    assert store.positions() == {(REGIONAL_STATS, 0): 4}
+    assert store.publication(first["id"]) == first
+    assert store.publication("RS-0000000000000000") is None
+    assert store.latest_publication() == second, "published again, the first keeps its place"
+    assert len(store.content()["publications"]) == 2

@@ -34,7 +34,7 @@ from projections.agenda.build import Agenda, build_agenda
 from projections.agenda.render import to_html, to_pdf
 from projections.cases.fold import CaseState, fold
 from projections.obligations.rules import deadlines_for, obligations
-from projections.stats.aggregate import regional_statistics, to_rows
+from projections.stats.rules import Dimension, PeriodUnit, StatisticsRules
 
 log = structlog.get_logger("lintas.api")
 
@@ -175,9 +175,68 @@ class AlertPage(BaseModel):
     next_cursor: str | None
 
 
+class PeriodOut(BaseModel):
+    first: str = Field(description="First month (YYYY-MM).")
+    last: str = Field(description="Last month (YYYY-MM).")
+    unit: PeriodUnit = Field(description="Counted by month or by quarter of identification.")
+
+
+class CountOut(BaseModel):
+    value: int | None = Field(description="People; null when withheld.")
+    suppressed: bool
+
+
+class CellOut(BaseModel):
+    key: dict[str, str] = Field(description='One value per dimension; "*" for all of them (a total).')
+    value: int | None
+    suppressed: bool
+
+
+class TableOut(BaseModel):
+    name: str
+    title: str
+    rows: list[Dimension]
+    column: Dimension
+    multi_counted: bool = Field(
+        description="A person with several values of the column is counted under each."
+    )
+    cells: list[CellOut] = Field(description="The non-zero counts with the totals; an absent count is zero.")
+
+
+class IndicatorOut(BaseModel):
+    value: float | None = Field(description="A median of days, or a share of follow-ups on time.")
+    cases: int | None = Field(description="The people it rests on; null when withheld.")
+    observations: int | None
+    suppressed: bool
+
+
+class TimelinessOut(BaseModel):
+    corridor: str = Field(description='An agreement id, HOST->HOME, HOST->unknown, or "*" for all.')
+    identification_to_referral: IndicatorOut
+    referral_to_answer: IndicatorOut
+    answer_to_return: IndicatorOut
+    return_to_handover: IndicatorOut
+    follow_ups_on_time: IndicatorOut
+
+
 class StatsOut(BaseModel):
-    threshold: int
-    rows: list[dict[str, Any]]
+    """A publication of the regional statistics, as published on lintas.regional.stats."""
+
+    format: str = Field(description="lintas.regional-statistics")
+    version: int
+    id: str = Field(
+        description="RS- and 16 hex digits of the SHA-256 of the document's canonical JSON without it."
+    )
+    published: str = Field(description="The month of publication (YYYY-MM).")
+    period: PeriodOut
+    reference_month: str | None = Field(description="The month from which follow-ups are judged.")
+    rules: StatisticsRules = Field(description="The safety rules it was made under.")
+    dimensions: list[Dimension]
+    people: CountOut
+    tables: list[TableOut]
+    timeliness: list[TimelinessOut] = Field(description="By corridor, then all corridors last.")
+    linked: list[str] = Field(description="The earlier publications it was protected together with.")
+    notes: dict[str, str] = Field(description="What a withheld count, rounding and the indicators mean.")
 
 
 class AccessEntry(BaseModel):
@@ -726,14 +785,34 @@ def _routes(app: FastAPI) -> None:
     @app.get(
         "/v1/stats",
         tags=["regional body"],
-        summary="The regional statistics: aggregates with small cells suppressed, never a case",
-        responses=problem_responses(401, 403),
+        summary="The latest publication of the regional statistics: aggregates, never a case",
+        description="What was published last on lintas.regional.stats (`lintas stats --publish`), never"
+        " figures computed on request: two answers a day apart cannot be subtracted.",
+        responses=problem_responses(401, 403, 404),
     )
     async def get_stats(services: ServicesDep, principal: PrincipalDep) -> StatsOut:
         _allow(principal, Role.REGIONAL)
-        states = await asyncio.to_thread(services.store.case_states)
-        figures = regional_statistics(states.values(), services.agreements)
-        return StatsOut(threshold=figures.threshold, rows=to_rows(figures))
+        document = await asyncio.to_thread(services.store.latest_publication)
+        if document is None:
+            raise Problem(404, "not-found", "statistics: no statistics published yet")
+        return StatsOut.model_validate(document)
+
+    @app.get(
+        "/v1/stats/{publication_id}",
+        tags=["regional body"],
+        summary="One publication of the regional statistics, by its id",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def get_publication(
+        services: ServicesDep,
+        principal: PrincipalDep,
+        publication_id: Annotated[str, Path(description="RS-... (its id).")],
+    ) -> StatsOut:
+        _allow(principal, Role.REGIONAL)
+        document = await asyncio.to_thread(services.store.publication, publication_id)
+        if document is None:
+            raise Problem(404, "not-found", f"publication_id: no publication {publication_id}")
+        return StatsOut.model_validate(document)
 
     def _openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

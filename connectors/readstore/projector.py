@@ -1,5 +1,6 @@
-"""The projector: reads the log (accepted events, receipts, inboxes, alerts, the audit log) and
-applies each batch to the read store in one store transaction with the positions it reached."""
+"""The projector: reads the log (accepted events, receipts, inboxes, alerts, the audit log, the
+published regional statistics) and applies each batch to the read store in one store transaction
+with the positions it reached."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from hub.codec import Codec
 from hub.errors import InvalidEvent
 from hub.headers import header_map
 from hub.kafka import topic_partitions
-from hub.topics import ACCEPTED_EVENTS, AUDIT, alerts, focal_inbox, nrm_receipts
+from hub.topics import ACCEPTED_EVENTS, AUDIT, REGIONAL_STATS, alerts, focal_inbox, nrm_receipts
 from projections.cases.fold import evolve
+from projections.stats.publication import from_document
 
 log = structlog.get_logger("lintas.readstore")
 
@@ -27,7 +29,7 @@ _PREFIX = "org.lintas."
 
 
 def projected_topics(countries: Iterable[str]) -> list[str]:
-    names = [ACCEPTED_EVENTS, AUDIT]
+    names = [ACCEPTED_EVENTS, AUDIT, REGIONAL_STATS]
     for country in countries:
         names += [nrm_receipts(country), focal_inbox(country), alerts(country)]
     return names
@@ -73,6 +75,8 @@ class Applier:
                 self._accepted(connection, record)
             elif topic == AUDIT:
                 self._audit(connection, record)
+            elif topic == REGIONAL_STATS:
+                self._publication(connection, record)
             elif topic.endswith(".receipts"):
                 self._receipt(connection, record)
             elif topic.endswith(".inbox"):
@@ -167,6 +171,25 @@ class Applier:
                 connection,
                 {"request_id": entry["request_id"], "case_id": case_id, "record": record.value.decode()},
             )
+
+    def _publication(self, connection: Connection, record: Any) -> None:
+        if record.value is None:
+            raise ValueError("a publication record needs a value")
+        document = json.loads(record.value)
+        published = from_document(document)  # a document this installation cannot read is not served
+        self.store.add_publication(
+            connection,
+            {
+                "id": published.id,
+                "period_first": published.period.first,
+                "period_last": published.period.last,
+                "published": document["published"],
+                "logged_at": _moment(record.timestamp),
+                "partition": record.partition,
+                "offset": record.offset,
+                "document": json.dumps(document, ensure_ascii=False),
+            },
+        )
 
 
 class Projector:

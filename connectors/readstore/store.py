@@ -126,8 +126,23 @@ audit = sa.Table(
     sa.UniqueConstraint("request_id", "case_id", name="audit_once"),
 )
 
+#: The regional statistics as published (``lintas.regional.stats``): each document whole, by its id.
+publications = sa.Table(
+    "publications",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("period_first", sa.String(7), nullable=False),
+    sa.Column("period_last", sa.String(7), nullable=False),
+    sa.Column("published", sa.String(7), nullable=False),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("offset", sa.BigInteger, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Index("publications_in_order", "logged_at", "partition", "offset"),
+)
+
 #: The tables a replay rebuilds (credentials live in the same database but are not projections).
-PROJECTION_TABLES = (positions, receipts, inbox, accepted, cases, alerts, audit)
+PROJECTION_TABLES = (positions, receipts, inbox, accepted, cases, alerts, audit, publications)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +285,10 @@ class ReadStore:
                 return
         _insert_new(connection, audit, row, ("request_id", "case_id"))
 
+    def add_publication(self, connection: Connection, row: Mapping[str, Any]) -> None:
+        """A publication published twice (the same id) is kept as it was first."""
+        _insert_new(connection, publications, row, ("id",))
+
     def case_state_in(self, connection: Connection, case_id: str) -> CaseState | None:
         row = connection.execute(sa.select(cases.c.state).where(cases.c.case_id == case_id)).first()
         return None if row is None else CaseState.from_json(row.state.encode())
@@ -386,6 +405,25 @@ class ReadStore:
         with self.engine.connect() as connection:
             return [json.loads(row.record) for row in connection.execute(query)]
 
+    def latest_publication(self) -> dict[str, Any] | None:
+        """The document of the publication published last (in the log's order)."""
+        query = (
+            sa.select(publications.c.document)
+            .order_by(
+                publications.c.logged_at.desc(), publications.c.partition.desc(), publications.c.offset.desc()
+            )
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _document(row.document)
+
+    def publication(self, publication_id: str) -> dict[str, Any] | None:
+        query = sa.select(publications.c.document).where(publications.c.id == publication_id)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _document(row.document)
+
     def content(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every projection row without the store's own sequence numbers: two stores built from the
         same log have the same content."""
@@ -442,6 +480,11 @@ def _upsert(
             index_elements=list(unique), set_={name: statement.excluded[name] for name in update}
         )
     )
+
+
+def _document(text: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 def _inbox_row(row: Any) -> InboxRow:
