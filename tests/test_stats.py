@@ -459,29 +459,32 @@ def test_a_row_with_one_small_cell_has_a_second_suppressed() -> None:
 
 
 def test_a_small_corridor_is_not_recovered_from_the_other_tables() -> None:
-    """Three people on one corridor: its cells in every table, and whatever else gives them away,
-    are withheld; the worked example of the README."""
+    """The worked example of the README: 48 people on one corridor and 3 on another in one month."""
     many = [
-        Spec(sex=sex, age_band=age, forms=forms, identified_on=date(2025, 1, day))
-        for day, (sex, age, forms) in enumerate(
-            itertools.product(
-                (Gender.Female, Gender.Male),
-                (AgeBand.Adult18To24, AgeBand.Adult25To34),
-                ((ExploitationType.ForcedLabour,), (ExploitationType.SexualExploitation,)),
-            ),
-            start=1,
+        Spec(sex=sex, age_band=age, identified_on=date(2025, 1, 5))
+        for sex, age in itertools.product(
+            (Gender.Female, Gender.Male), (AgeBand.Adult18To24, AgeBand.Adult25To34, AgeBand.Child15To17)
         )
-    ] * 6
+    ] * 8
     few = [
         Spec(home="LA", sex=Gender.Female, age_band=AgeBand.Child15To17, identified_on=date(2025, 1, 20))
-    ] * 3
+    ] * 2
+    few += [Spec(home="LA", sex=Gender.Male, age_band=AgeBand.Adult18To24, identified_on=date(2025, 1, 21))]
     states = states_of([*many, *few])
     stats = regional_statistics(states, AGREEMENTS, rules=RULES)
     for table in stats.tables:
         if Dimension.CORRIDOR in table.row_dimensions:
             assert table.count(("TH-LA",), ALL).suppressed, table.name
+    by_age = stats.table("by_age_band")
+    assert by_age.count(("TH-MM",), "Adult25To34").value == 16
+    assert by_age.count(by_age.all_rows, "Child15To17").value == 18
+    assert stats.people.value == 51
     check_counts(states, stats)
-    assert_protected([reading(stats)], THRESHOLD)
+    found = assert_protected([reading(stats)], THRESHOLD)
+    lao = ("2025-01", "TH-LA", *(ALL,) * 5)
+    men = (ALL, "TH-LA", ALL, ALL, "Male", ALL, ALL)
+    assert found[(0, "people", lao)] == pytest.approx((2, 33))
+    assert found[(0, "people", men)] == pytest.approx((1, 17))
 
 
 def test_medians_on_five_cases_and_suppressed_on_four() -> None:
