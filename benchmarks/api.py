@@ -157,7 +157,7 @@ import httpx
 
 from connectors.api.credentials import Credentials, Role
 from connectors.readstore.store import ReadStore
-from hub import localkafka
+from hub.broker import local as broker_local
 from hub.events import Event, event_problems
 from hub.kafka import producer, publish_events
 from hub.logging import configure_logging
@@ -230,7 +230,7 @@ def broker(given: str | None) -> Iterator[tuple[str, str, int | None]]:
         yield given, given, None
         return
     with tempfile.TemporaryDirectory(prefix="lintas-bench-api-kafka-") as home:
-        local = localkafka.LocalBroker(Path(home), localkafka.provision())
+        local = broker_local.LocalBroker(Path(home), broker_local.provision())
         try:
             bootstrap = local.start()
             status = local.status()

@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from hub.agreements import load_agreements
+from hub.broker.local import LocalBroker, provision
 from hub.codec import Codec
 from hub.kafka import ensure_topics, producer
-from hub.localkafka import LocalBroker, provision
 from hub.synthetic import synthetic_stream
 from hub.topics import ACCEPTED_EVENTS
 from projections.cases.fold import CaseState, evolve

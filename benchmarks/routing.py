@@ -90,8 +90,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hub import localkafka
 from hub.agreements import load_agreements
+from hub.broker import local as broker_local
 
 try:
     from hub.cli import make_router, national_systems
@@ -1545,7 +1545,7 @@ def broker(given: str | None) -> Iterator[tuple[str, str]]:
         yield given, given
         return
     with tempfile.TemporaryDirectory(prefix="lintas-bench-") as home:
-        local = localkafka.LocalBroker(Path(home), localkafka.provision())
+        local = broker_local.LocalBroker(Path(home), broker_local.provision())
         try:
             yield local.start(), f"private local Kafka {local.version}"
         finally:

@@ -19,8 +19,8 @@ import typer
 from connectors.api.cli import credentials_app, openapi_text, write_openapi
 from connectors.importer.cli import import_command
 from connectors.webhooks.cli import app as webhooks_app
-from hub import localkafka
 from hub.agreements import config_root, load_agreements, load_directory
+from hub.broker import local as broker_local
 from hub.codec import Codec
 from hub.codegen import CONTRACT_MODULE, generate
 from hub.codes import labels_for
@@ -81,8 +81,8 @@ def _fail(error: Exception) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _local_broker(settings: Settings) -> localkafka.LocalBroker:
-    return localkafka.LocalBroker(home=settings.broker.home)
+def _local_broker(settings: Settings) -> broker_local.LocalBroker:
+    return broker_local.LocalBroker(home=settings.broker.home)
 
 
 def _bootstrap(settings: Settings, given: str | None) -> str:
@@ -90,7 +90,7 @@ def _bootstrap(settings: Settings, given: str | None) -> str:
     if given:
         return given
     broker = _local_broker(settings)
-    broker.libs = localkafka.provision(settings.broker.cache_dir)
+    broker.libs = broker_local.provision(settings.broker.cache_dir)
     return broker.start(timeout=settings.broker.start_timeout)
 
 
@@ -146,7 +146,7 @@ def schemas_list() -> None:
 def broker_provision() -> None:
     """Download Apache Kafka's jars from Maven Central into the cache (no-op when cached)."""
     try:
-        libs = localkafka.provision(Settings().broker.cache_dir)
+        libs = broker_local.provision(Settings().broker.cache_dir)
     except LintasError as exc:
         raise _fail(exc) from exc
     typer.echo(str(libs))

@@ -2,7 +2,7 @@
 
 Kafka: tests marked ``kafka`` take ``kafka_bootstrap``. It points at ``$LINTAS_BOOTSTRAP_SERVERS``
 when set (an external broker), otherwise at one real local broker started for the whole session
-by ``hub.localkafka``. If no broker can be had, the tests are skipped locally but fail under CI
+by ``hub.broker.local``. If no broker can be had, the tests are skipped locally but fail under CI
 (``CI=true``): a missing broker must never pass silently there.
 """
 
@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import pytest
 
-from hub.localkafka import BrokerError, LocalBroker, provision
+from hub.broker.local import BrokerError, LocalBroker, provision
 
 
 def broker_unavailable(reason: str) -> NoReturn:
@@ -35,7 +35,7 @@ def new_topic_name(prefix: str = "test") -> str:
 
 @pytest.fixture(scope="session")
 def kafka_libs() -> Path:
-    """The provisioned Kafka jars (cached across runs, see ``hub.localkafka.provision``)."""
+    """The provisioned Kafka jars (cached across runs, see ``hub.broker.local.provision``)."""
     # The skip/fail happens outside ``except`` so reports show the reason, not a chained trace.
     try:
         return provision()

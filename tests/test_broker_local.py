@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from hub.localkafka import KAFKA_VERSION, LocalBroker, new_cluster_id
+from hub.broker.local import KAFKA_VERSION, LocalBroker, new_cluster_id
 
 # Every await below is bounded: a hung broker must fail the test, not the CI job's clock.
 STEP = 30.0
@@ -259,7 +259,7 @@ def test_transactions_commit_and_abort(kafka_bootstrap: str, unique_topic: str) 
 
 
 def test_pom_ships_inside_the_package() -> None:
-    import hub.localkafka as lk
+    import hub.broker.local as lk
 
     pom = Path(lk.__file__).parent / "kafka_runtime" / "pom.xml"
     text = pom.read_text()
