@@ -230,7 +230,7 @@ def broker(given: str | None) -> Iterator[tuple[str, str, int | None]]:
         yield given, given, None
         return
     with tempfile.TemporaryDirectory(prefix="lintas-bench-api-kafka-") as home:
-        local = broker_local.LocalBroker(Path(home), broker_local.provision())
+        local = broker_local.LocalBroker(Path(home), broker_local.provision(), security="plaintext")
         try:
             bootstrap = local.start()
             status = local.status()

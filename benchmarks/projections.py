@@ -129,7 +129,9 @@ def main() -> None:
     broker = None
     bootstrap = args.bootstrap_servers
     if bootstrap is None:
-        broker = LocalBroker(Path(tempfile.mkdtemp(prefix="lintas-bench-")) / "kafka", provision())
+        broker = LocalBroker(
+            Path(tempfile.mkdtemp(prefix="lintas-bench-")) / "kafka", provision(), security="plaintext"
+        )
         bootstrap = broker.start()
     try:
         started = time.perf_counter()

@@ -1545,7 +1545,7 @@ def broker(given: str | None) -> Iterator[tuple[str, str]]:
         yield given, given
         return
     with tempfile.TemporaryDirectory(prefix="lintas-bench-") as home:
-        local = broker_local.LocalBroker(Path(home), broker_local.provision())
+        local = broker_local.LocalBroker(Path(home), broker_local.provision(), security="plaintext")
         try:
             yield local.start(), f"private local Kafka {local.version}"
         finally:

@@ -1,9 +1,12 @@
 """Shared fixtures.
 
 Kafka: tests marked ``kafka`` take ``kafka_bootstrap``. It points at ``$LINTAS_BOOTSTRAP_SERVERS``
-when set (an external broker), otherwise at one real local broker started for the whole session
-by ``hub.broker.local``. If no broker can be had, the tests are skipped locally but fail under CI
-(``CI=true``): a missing broker must never pass silently there.
+when set (an external broker), otherwise at real local Kafka started for the whole session by
+``hub.broker.local``: one node, or a three-node KRaft cluster with ``LINTAS_TEST_NODES=3``. That
+shared broker speaks PLAINTEXT on loopback so that tests of routing need no credentials; the
+security tests take ``secure_kafka``, a broker as ``lintas broker start`` runs it (SASL_SSL,
+SCRAM-SHA-512, ACLs enforced). If no broker can be had, the tests are skipped locally but fail
+under CI (``CI=true``): a missing broker must never pass silently there.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import NoReturn
 
 import pytest
 
-from hub.broker.local import BrokerError, LocalBroker, provision
+from hub.broker.local import BrokerError, LocalBroker, LocalCluster, provision
 
 
 def broker_unavailable(reason: str) -> NoReturn:
@@ -54,7 +57,13 @@ def kafka_bootstrap(
         yield external
         return
     libs: Path = request.getfixturevalue("kafka_libs")
-    broker = LocalBroker(tmp_path_factory.mktemp("kafka"), libs)
+    nodes = int(os.environ.get("LINTAS_TEST_NODES", "1"))
+    home = tmp_path_factory.mktemp("kafka")
+    broker: LocalBroker | LocalCluster
+    if nodes > 1:
+        broker = LocalCluster(home, libs, nodes=nodes, security="plaintext")
+    else:
+        broker = LocalBroker(home, libs, security="plaintext")
     try:
         bootstrap = broker.start()
     except BrokerError as exc:
@@ -76,10 +85,38 @@ def unique_topic(request: pytest.FixtureRequest) -> str:
     return new_topic_name(f"test.{request.node.name}")
 
 
+#: The countries whose principals the secured test broker is formatted with.
+SECURE_COUNTRIES = ("TH", "MM", "LA")
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(kafka_libs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A started broker secured as ``lintas broker start`` secures it: SASL_SSL with SCRAM-SHA-512,
+    the StandardAuthorizer denying whatever no ACL allows, a principal of each hub worker and of each
+    of ``SECURE_COUNTRIES``' national systems and focal points (no ACLs applied yet)."""
+    from hub.security.principals import principals
+
+    users = tuple(principal.name for principal in principals(SECURE_COUNTRIES))
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka-secure"), kafka_libs, users=users)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        broker.stop()
+        reason = f"cannot start the secured local Kafka: {exc}"
+    else:
+        reason = ""
+    if reason:
+        broker_unavailable(reason)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @pytest.fixture
 def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[str]:
     """A broker of this test's own, for tests whose input must be exactly what they publish."""
-    broker = LocalBroker(tmp_path / "kafka", kafka_libs)
+    broker = LocalBroker(tmp_path / "kafka", kafka_libs, security="plaintext")
     try:
         yield broker.start()
     finally:

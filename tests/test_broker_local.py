@@ -87,7 +87,7 @@ def cmdline(pid: int) -> list[str]:
 @pytest.fixture
 def own_broker(tmp_path: Path, kafka_libs: Path) -> Iterator[LocalBroker]:
     """A broker of the test's own, separate from the session broker; always stopped afterwards."""
-    broker = LocalBroker(tmp_path / "kafka", kafka_libs)
+    broker = LocalBroker(tmp_path / "kafka", kafka_libs, security="plaintext")
     try:
         yield broker
     finally:
@@ -171,7 +171,7 @@ def test_start_status_stop(own_broker: LocalBroker) -> None:
 
     # A second start, even from another object on the same home, reuses the running broker.
     assert own_broker.start() == bootstrap
-    again = LocalBroker(own_broker.home, own_broker.libs)
+    again = LocalBroker(own_broker.home, own_broker.libs, security="plaintext")
     assert again.start() == bootstrap
     assert again.status() == status
 

@@ -1,8 +1,14 @@
-"""A real single-node Apache Kafka (KRaft, combined broker+controller) on loopback, without Docker.
+"""A real Apache Kafka (KRaft, combined broker+controller nodes) on loopback, without Docker.
 
 Used by the test suite and the demo. ``provision()`` resolves the broker's jars once with Maven into
-a cache directory; ``LocalBroker`` formats, starts, probes, stops and restarts one broker whose
-state (config, data, logs, ``broker.json``) lives in its ``home`` directory.
+a cache directory; ``LocalBroker`` formats, starts, probes, stops and restarts one node whose state
+(config, data, logs, ``broker.json``) lives in its ``home`` directory; ``LocalCluster`` runs several
+as one cluster (three for a cluster that survives the loss of one).
+
+Secured by default (``security="sasl_ssl"``): clients authenticate with SCRAM-SHA-512 over TLS,
+against a certificate authority generated in ``home/tls``; the passwords are in ``home/secrets``
+(see ``hub.broker.config`` for the listeners and ``hub.security`` for the ACLs). ``"plaintext"``
+exists for the test suite's shared broker only.
 
 Linux only: process ownership is checked through ``/proc``.
 """
@@ -22,11 +28,14 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hub.broker.config import OPERATOR, SCRAM_MECHANISM, NodeAddress, NodeConfig, Security, server_properties
+from hub.broker.secrets import CredentialStore
+from hub.broker.tls import CertificateAuthority, client_context, node_principal
 from hub.errors import BrokerError
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "BrokerError",
     "BrokerStatus",
     "LocalBroker",
+    "LocalCluster",
     "default_cache_dir",
     "new_cluster_id",
     "provision",
@@ -183,10 +193,26 @@ class _State:
     controller_port: int
     cluster_id: str
     version: str
+    internal_port: int = 0
 
     @property
     def bootstrap(self) -> str:
         return f"{_HOST}:{self.port}"
+
+    @property
+    def ports(self) -> tuple[int, int, int]:
+        return (self.port, self.internal_port, self.controller_port)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the nodes of one cluster share: its id and every node's ports."""
+
+    cluster_id: str
+    voters: tuple[NodeAddress, ...]
+
+    def node(self, node_id: int) -> NodeAddress:
+        return next(voter for voter in self.voters if voter.node_id == node_id)
 
 
 class _BindFailedError(Exception):
@@ -195,15 +221,26 @@ class _BindFailedError(Exception):
 
 @dataclass
 class LocalBroker:
-    """One local broker rooted at ``home``. ``libs`` defaults to ``provision()``'s result."""
+    """One local node rooted at ``home``. ``libs`` defaults to ``provision()``'s result.
+
+    ``users`` are the SCRAM principals created when the storage is formatted, besides the operator;
+    their passwords are made on first use and kept in ``secrets``. In a :class:`LocalCluster`, the
+    CA and the passwords are the cluster's (``shared``), and the ports come from its plan.
+    """
 
     home: Path
     libs: Path | None = None
     version: str = KAFKA_VERSION
+    security: Security = "sasl_ssl"
+    users: tuple[str, ...] = ()
+    node_id: int = 1
+    shared: Path | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    _plan: _Plan | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
+        self.shared = Path(self.shared).expanduser().resolve() if self.shared is not None else self.home
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -221,12 +258,42 @@ class LocalBroker:
         return self.home / "data"
 
     @property
+    def ca_file(self) -> Path:
+        """The certificate clients trust (PEM)."""
+        return self._ca.cert_file
+
+    @property
+    def secrets(self) -> CredentialStore:
+        """The principals' passwords."""
+        assert self.shared is not None
+        return CredentialStore(self.shared / "secrets")
+
+    @property
+    def _ca(self) -> CertificateAuthority:
+        assert self.shared is not None
+        return CertificateAuthority(self.shared / "tls")
+
+    @property
+    def _keystore(self) -> Path:
+        return self.home / "tls" / "node.pem"
+
+    @property
     def _server_properties(self) -> Path:
         return self.home / "server.properties"
 
     @property
     def _log4j_properties(self) -> Path:
         return self.home / "log4j.properties"
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def client_options(self, user: str = OPERATOR) -> dict[str, Any]:
+        """aiokafka connection options (``hub.kafka.client_options``' form) for ``user``."""
+        return _client_options(self.security, self.ca_file, user, self.secrets)
+
+    def rdkafka_config(self, user: str = OPERATOR) -> dict[str, Any]:
+        """librdkafka connection settings for ``user`` (no ``bootstrap.servers``)."""
+        return _rdkafka_config(self.security, self.ca_file, user, self.secrets)
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -243,9 +310,9 @@ class LocalBroker:
                 self._wait_ready(state, None, time.monotonic() + timeout)
                 return state.bootstrap
             ports = None
-            if state is not None and _ports_free(state.port, state.controller_port):
+            if state is not None and state.internal_port and _ports_free(*state.ports):
                 # Keep the address stable across stop()/start() when we can.
-                ports = (state.port, state.controller_port)
+                ports = state.ports
             return self._launch(ports, timeout, fixed_ports=False)
 
     def stop(self, timeout: float = 30) -> bool:
@@ -260,6 +327,13 @@ class LocalBroker:
         """SIGKILL the broker, as a crash would; returns whether one was killed."""
         return self._signal(signal.SIGKILL, 0)
 
+    def pause(self) -> bool:
+        """SIGSTOP the broker (a hung machine); ``resume()`` continues it."""
+        return self._signal(signal.SIGSTOP, 0, wait=False)
+
+    def resume(self) -> bool:
+        return self._signal(signal.SIGCONT, 0, wait=False)
+
     def restart(self, timeout: float = 60, *, hard: bool = False) -> str:
         """Stop (``hard``: SIGKILL), then start on the same ports and data without reformatting."""
         state = self._read_state()
@@ -270,7 +344,7 @@ class LocalBroker:
         else:
             self.stop()
         with _locked(self.home / ".lock"):
-            return self._launch((state.port, state.controller_port), timeout, fixed_ports=True)
+            return self._launch(state.ports, timeout, fixed_ports=True)
 
     def status(self) -> BrokerStatus | None:
         """The recorded broker, or ``None`` if none was ever started from ``home``."""
@@ -279,33 +353,25 @@ class LocalBroker:
             return None
         return BrokerStatus(state.pid, state.bootstrap, self._pid_is_ours(state.pid))
 
+    @property
+    def pid(self) -> int | None:
+        state = self._read_state()
+        return state.pid if state is not None and self._pid_is_ours(state.pid) else None
+
     # -- launching -----------------------------------------------------------------------------
 
-    def _launch(self, ports: tuple[int, int] | None, timeout: float, *, fixed_ports: bool) -> str:
-        libs = self.libs if self.libs is not None else provision(version=self.version)
-        if not (libs / f"kafka_2.13-{self.version}.jar").is_file():
-            raise BrokerError(f"no kafka_2.13-{self.version}.jar in {libs}: run provision() first")
-        java = _java()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._write_log4j()
-        cluster_id = self._existing_cluster_id() or new_cluster_id()
+    def _launch(self, ports: tuple[int, int, int] | None, timeout: float, *, fixed_ports: bool) -> str:
         deadline: float | None = None
         last_error = ""
         for _ in range(_START_ATTEMPTS):
-            port, cport = ports if ports is not None else _free_ports(2)
-            self._write_server_properties(port, cport)
-            if self._existing_cluster_id() is None:
-                self._format(java, libs, cluster_id)
+            proc, state = self._spawn_node(ports if ports is not None else tuple(_free_ports(3)))  # type: ignore[arg-type]
             if deadline is None:
                 deadline = time.monotonic() + timeout
-            proc = self._spawn(java, libs)
-            state = _State(proc.pid, port, cport, cluster_id, self.version)
-            self._write_state(state)
             try:
                 self._wait_ready(state, proc, deadline)
             except _BindFailedError as exc:
                 last_error = str(exc)
-                if fixed_ports:
+                if fixed_ports or self._plan is not None:
                     # Same ports are required: give the other holder (often our own previous
                     # JVM's socket) a moment, then try again.
                     if time.monotonic() + 1 > deadline:
@@ -316,6 +382,37 @@ class LocalBroker:
                 continue
             return state.bootstrap
         raise BrokerError(f"Kafka could not bind its ports in {self.home}: {last_error}")
+
+    def _spawn_node(self, ports: tuple[int, int, int]) -> tuple[subprocess.Popen[bytes], _State]:
+        """Write the configuration, format the storage if it is new, and start the JVM."""
+        libs = self.libs if self.libs is not None else provision(version=self.version)
+        if not (libs / f"kafka_2.13-{self.version}.jar").is_file():
+            raise BrokerError(f"no kafka_2.13-{self.version}.jar in {libs}: run provision() first")
+        java = _java()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_log4j()
+        if self._plan is not None:
+            me = self._plan.node(self.node_id)
+            ports = (me.client_port, me.internal_port, me.controller_port)
+        cluster_id = (
+            self._existing_cluster_id()
+            or (self._plan.cluster_id if self._plan is not None else None)
+            or new_cluster_id()
+        )
+        if self.security == "sasl_ssl":
+            self._ensure_tls()
+        self._write_server_properties(*ports)
+        if self._existing_cluster_id() is None:
+            self._format(java, libs, cluster_id)
+        proc = self._spawn(java, libs)
+        state = _State(proc.pid, ports[0], ports[2], cluster_id, self.version, internal_port=ports[1])
+        self._write_state(state)
+        return proc, state
+
+    def _ensure_tls(self) -> None:
+        ca = CertificateAuthority.ensure(self._ca.directory)
+        if not self._keystore.is_file():
+            ca.issue(self._keystore, node_principal(self.node_id), [_HOST, "localhost"])
 
     def _spawn(self, java: str, libs: Path) -> subprocess.Popen[bytes]:
         cmd = [
@@ -357,6 +454,8 @@ class LocalBroker:
             "-c",
             str(self._server_properties),
         ]
+        if self.security == "sasl_ssl":
+            cmd += scram_format_args(self.secrets, (OPERATOR, *self.users))
         try:
             proc = subprocess.run(
                 cmd,
@@ -370,7 +469,8 @@ class LocalBroker:
         except subprocess.TimeoutExpired as exc:
             raise BrokerError(f"kafka StorageTool format hung in {self.data_dir}") from exc
         if proc.returncode != 0:
-            out = _tail_text(proc.stdout + proc.stderr)
+            # The output may echo the --add-scram arguments: never show passwords.
+            out = _redact(_tail_text(proc.stdout + proc.stderr), self.secrets)
             raise BrokerError(
                 f"kafka StorageTool format failed (exit {proc.returncode}) for {self.data_dir}: {out}"
             )
@@ -386,7 +486,7 @@ class LocalBroker:
                 code = f"code {rc}" if rc is not None else "unknown code"
                 raise BrokerError(f"java exited with {code} ({self.home}): {tail}")
             remaining = deadline - time.monotonic()
-            if _port_open(state.port) and _answers_metadata(state.bootstrap, min(5.0, remaining)):
+            if _port_open(state.port) and self._answers(state.bootstrap, min(5.0, remaining)):
                 return
             if time.monotonic() >= deadline:
                 break
@@ -399,9 +499,14 @@ class LocalBroker:
             f"Kafka at {state.bootstrap} (pid {state.pid}) did not answer a metadata request in time: {tail}"
         )
 
+    def _answers(self, bootstrap: str, timeout: float) -> bool:
+        """This node answers metadata and lists itself: registered and unfenced, i.e. usable."""
+        options = self.client_options() if self.security == "sasl_ssl" else {}
+        return _answers_metadata(bootstrap, timeout, self.node_id, options)
+
     # -- signals -------------------------------------------------------------------------------
 
-    def _signal(self, sig: signal.Signals, timeout: float) -> bool:
+    def _signal(self, sig: signal.Signals, timeout: float, *, wait: bool = True) -> bool:
         state = self._read_state()
         if state is None:
             return False
@@ -421,6 +526,12 @@ class LocalBroker:
             except ProcessLookupError:
                 self._reap(pid)
                 return False
+            if not wait:
+                return True
+            if sig == signal.SIGTERM:
+                # A stopped JVM never handles SIGTERM.
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGCONT)
             if not self._wait_gone(pid, timeout) and sig != signal.SIGKILL:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
@@ -472,6 +583,7 @@ class LocalBroker:
                 controller_port=int(raw["controller_port"]),
                 cluster_id=str(raw["cluster_id"]),
                 version=str(raw["version"]),
+                internal_port=int(raw.get("internal_port", 0)),
             )
         except FileNotFoundError:
             return None
@@ -485,6 +597,7 @@ class LocalBroker:
             "controller_port": state.controller_port,
             "cluster_id": state.cluster_id,
             "version": state.version,
+            "internal_port": state.internal_port,
         }
         tmp = self.state_file.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -500,42 +613,20 @@ class LocalBroker:
                 return value.strip()
         raise BrokerError(f"{meta} has no cluster.id: delete {self.data_dir} to reformat")
 
-    def _write_server_properties(self, port: int, controller_port: int) -> None:
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{_HOST}:{controller_port}",
-            "listeners": f"PLAINTEXT://{_HOST}:{port},CONTROLLER://{_HOST}:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{_HOST}:{port}",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            "num.partitions": "1",
-            "auto.create.topics.enable": "false",
-            # Single node: internal topics cannot have more than one replica.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            # Fewer internal partitions: first group/transaction use is created much faster.
-            "offsets.topic.num.partitions": "5",
-            "transaction.state.log.num.partitions": "5",
-            # Tests join groups constantly; the default 3 s delay only slows them down.
-            "group.initial.rebalance.delay.ms": "0",
-            # Abort timed-out transactions in seconds, not a minute, so fault tests stay short.
-            "transaction.abort.timed.out.transaction.cleanup.interval.ms": "5000",
-            "transaction.remove.expired.transaction.cleanup.interval.ms": "60000",
-            # After a SIGKILL the controller rejects the restarted broker as a duplicate until
-            # the old session expires (9 s by default); keep crash-restart tests quick.
-            "broker.session.timeout.ms": "3000",
-            "broker.heartbeat.interval.ms": "500",
-            # Small segments and buffers: a test broker holds little data.
-            "log.segment.bytes": str(16 * 1024 * 1024),
-            "log.index.size.max.bytes": str(1024 * 1024),
-            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-            "num.network.threads": "2",
-            "num.io.threads": "4",
-            "num.recovery.threads.per.data.dir": "1",
-        }
+    def _write_server_properties(self, port: int, internal_port: int, controller_port: int) -> None:
+        me = NodeAddress(self.node_id, _HOST, port, internal_port, controller_port)
+        voters = self._plan.voters if self._plan is not None else (me,)
+        secure = self.security == "sasl_ssl"
+        props = server_properties(
+            NodeConfig(
+                node=me,
+                voters=voters,
+                data_dir=self.data_dir,
+                security=self.security,
+                keystore=self._keystore if secure else None,
+                truststore=self.ca_file if secure else None,
+            )
+        )
         text = "".join(f"{k}={v}\n" for k, v in props.items())
         self._server_properties.write_text(text, encoding="utf-8")
 
@@ -556,6 +647,135 @@ class LocalBroker:
             "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
         )
         self._log4j_properties.write_text(text, encoding="utf-8")
+
+
+@dataclass
+class LocalCluster:
+    """``nodes`` local combined broker + controller nodes under ``home/node-<id>``, one KRaft quorum.
+
+    The plan (cluster id and every node's ports) is kept in ``home/cluster.json``, so that restarts
+    keep the addresses the nodes know each other by. With three nodes, topics get three replicas and
+    ``min.insync.replicas=2``: one node may be lost without losing an acknowledged write.
+    """
+
+    home: Path
+    libs: Path | None = None
+    nodes: int = 3
+    version: str = KAFKA_VERSION
+    security: Security = "sasl_ssl"
+    users: tuple[str, ...] = ()
+    members: list[LocalBroker] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1:
+            raise BrokerError(f"a cluster needs at least one node, not {self.nodes}")
+        self.home = Path(self.home).expanduser().resolve()
+        self.members = [
+            LocalBroker(
+                self.home / f"node-{node_id}",
+                self.libs,
+                version=self.version,
+                security=self.security,
+                users=self.users,
+                node_id=node_id,
+                shared=self.home,
+            )
+            for node_id in range(1, self.nodes + 1)
+        ]
+
+    @property
+    def plan_file(self) -> Path:
+        return self.home / "cluster.json"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.members[0].ca_file
+
+    @property
+    def secrets(self) -> CredentialStore:
+        return self.members[0].secrets
+
+    @property
+    def bootstrap(self) -> str:
+        plan = self._plan()
+        return ",".join(f"{_HOST}:{voter.client_port}" for voter in plan.voters)
+
+    def node(self, node_id: int) -> LocalBroker:
+        return self.members[node_id - 1]
+
+    def client_options(self, user: str = OPERATOR) -> dict[str, Any]:
+        return self.members[0].client_options(user)
+
+    def rdkafka_config(self, user: str = OPERATOR) -> dict[str, Any]:
+        return self.members[0].rdkafka_config(user)
+
+    def start(self, timeout: float = 90) -> str:
+        """Start every node that is not running, together (a quorum needs a majority before any
+        node is usable), and wait until each lists itself; returns the bootstrap of all nodes."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with _locked(self.home / ".lock"):
+            plan = self._plan()
+            for member in self.members:
+                member._plan = plan
+            started: list[tuple[LocalBroker, subprocess.Popen[bytes] | None, _State]] = []
+            for member in self.members:
+                state = member._read_state()
+                if state is not None and member._pid_is_ours(state.pid):
+                    started.append((member, None, state))
+                    continue
+                spawned, state = member._spawn_node(_PLACEHOLDER_PORTS)
+                started.append((member, spawned, state))
+            deadline = time.monotonic() + timeout
+            try:
+                for member, proc, ready in started:
+                    member._wait_ready(ready, proc, deadline)
+            except BaseException:
+                for member in self.members:
+                    member.kill()
+                raise
+        return self.bootstrap
+
+    def stop(self, timeout: float = 30) -> int:
+        """Stop every node; returns how many were running."""
+        return sum(member.stop(timeout) for member in self.members)
+
+    def restart(self, node_id: int, timeout: float = 90, *, hard: bool = False) -> str:
+        member = self.node(node_id)
+        member._plan = self._plan()
+        return member.restart(timeout, hard=hard)
+
+    def _plan(self) -> _Plan:
+        try:
+            raw = json.loads(self.plan_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raw = None
+        except (OSError, ValueError) as exc:
+            raise BrokerError(f"unreadable cluster plan {self.plan_file}: {exc}") from exc
+        if raw is not None:
+            try:
+                voters = tuple(NodeAddress(**voter) for voter in raw["voters"])
+                plan = _Plan(str(raw["cluster_id"]), voters)
+            except (KeyError, TypeError) as exc:
+                raise BrokerError(f"unreadable cluster plan {self.plan_file}: {exc}") from exc
+            if len(plan.voters) != self.nodes:
+                raise BrokerError(
+                    f"{self.home} holds a cluster of {len(plan.voters)} nodes, not {self.nodes}: "
+                    "delete it to make a new one"
+                )
+            return plan
+        ports = _free_ports(3 * self.nodes)
+        voters = tuple(
+            NodeAddress(node_id, _HOST, *ports[3 * (node_id - 1) : 3 * node_id])
+            for node_id in range(1, self.nodes + 1)
+        )
+        plan = _Plan(new_cluster_id(), voters)
+        payload = {"cluster_id": plan.cluster_id, "voters": [voter.__dict__ for voter in voters]}
+        self.plan_file.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        return plan
+
+
+#: Ports are the plan's for cluster members; this only fills the argument.
+_PLACEHOLDER_PORTS = (0, 0, 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,25 +825,69 @@ def _pid_running(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :][:1] not in ("Z", "X", "")
 
 
-def _answers_metadata(bootstrap: str, timeout: float) -> bool:
+def _answers_metadata(bootstrap: str, timeout: float, node_id: int, options: dict[str, Any]) -> bool:
     if timeout <= 0:
         return False
     try:
-        return _run(_probe_metadata(bootstrap, timeout))
+        return _run(_probe_metadata(bootstrap, timeout, node_id, options))
     except Exception:
         return False
 
 
-async def _probe_metadata(bootstrap: str, limit_s: float) -> bool:
+async def _probe_metadata(bootstrap: str, limit_s: float, node_id: int, options: dict[str, Any]) -> bool:
     from aiokafka import AIOKafkaClient
 
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=max(1, int(limit_s * 1000)))
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=max(1, int(limit_s * 1000)), **options
+    )
     try:
         await asyncio.wait_for(client.bootstrap(), limit_s)
         # A broker is listed only once it is registered and unfenced, i.e. usable.
-        return bool(client.cluster.brokers())
+        return node_id in {broker.nodeId for broker in client.cluster.brokers()}
     finally:
         await asyncio.wait_for(client.close(), limit_s)
+
+
+def _client_options(security: Security, ca_file: Path, user: str, store: CredentialStore) -> dict[str, Any]:
+    if security == "plaintext":
+        return {"security_protocol": "PLAINTEXT"}
+    return {
+        "security_protocol": "SASL_SSL",
+        "ssl_context": client_context(ca_file),
+        "sasl_mechanism": SCRAM_MECHANISM,
+        "sasl_plain_username": user,
+        "sasl_plain_password": store.require(user),
+    }
+
+
+def _rdkafka_config(security: Security, ca_file: Path, user: str, store: CredentialStore) -> dict[str, Any]:
+    if security == "plaintext":
+        return {"security.protocol": "PLAINTEXT"}
+    return {
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(ca_file),
+        "sasl.mechanism": SCRAM_MECHANISM,
+        "sasl.username": user,
+        "sasl.password": store.require(user),
+    }
+
+
+def scram_format_args(store: CredentialStore, users: Iterable[str]) -> list[str]:
+    """``kafka-storage format`` arguments creating each user's SCRAM credential (passwords made on
+    first use): the principals exist from the cluster's first moment."""
+    args: list[str] = []
+    for user in dict.fromkeys(users):
+        password = store.ensure(user)
+        args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
+    return args
+
+
+def _redact(text: str, store: CredentialStore) -> str:
+    for user in store.users():
+        password = store.get(user)
+        if password:
+            text = text.replace(password, "***")
+    return text
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
