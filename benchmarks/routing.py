@@ -1233,7 +1233,7 @@ def run(args: argparse.Namespace, bootstrap: str, broker: str, log_dir: Path) ->
             options=client_options(settings),
         )
     )
-    cluster = Cluster(config, settings.topics.replication_factor)
+    cluster = Cluster(config, settings.topics.replication_factor or 1)
     try:
         cluster.await_leaders(all_topics(countries))
         # The fan-out writes under the hub's topic names, prefixed; the dry run may name more.

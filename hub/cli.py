@@ -15,12 +15,15 @@ from typing import Annotated, Any
 
 import structlog
 import typer
+from pydantic import SecretStr
 
 from connectors.api.cli import credentials_app, openapi_text, write_openapi
 from connectors.importer.cli import import_command
 from connectors.webhooks.cli import app as webhooks_app
 from hub.agreements import config_root, load_agreements, load_directory
 from hub.broker import local as broker_local
+from hub.broker.config import OPERATOR, SCRAM_MECHANISM
+from hub.broker.layout import ensure_layout
 from hub.codec import Codec
 from hub.codegen import CONTRACT_MODULE, generate
 from hub.codes import labels_for
@@ -28,13 +31,14 @@ from hub.compatibility import check_contract
 from hub.contract import CountryCode, ReceiptStatus
 from hub.crypto.keystore import KeyStore, open_key_store
 from hub.crypto.signing import load_key_directory
-from hub.errors import LintasError
+from hub.errors import BrokerError, LintasError
 from hub.kafka import client_options, ensure_topics, producer, publish_events, read_all
 from hub.logging import configure_logging
 from hub.options import BootstrapOption
-from hub.processor import ProcessorConfig, read_health
+from hub.processor import ProcessorConfig, rdkafka_options, read_health
 from hub.routing import Router
 from hub.schema_registry import default_contract
+from hub.security.principals import ALERTS, API, ROUTER, national_system, principals
 from hub.settings import Settings
 from hub.synthetic import causal_rounds, synthetic_stream
 from hub.topics import ACCEPTED_EVENTS, REGIONAL_STATS, all_topics, focal_inbox, nrm_events, nrm_receipts
@@ -81,17 +85,49 @@ def _fail(error: Exception) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _local_broker(settings: Settings) -> broker_local.LocalBroker:
-    return broker_local.LocalBroker(home=settings.broker.home)
+LocalKafka = broker_local.LocalBroker | broker_local.LocalCluster
 
 
-def _bootstrap(settings: Settings, given: str | None) -> str:
-    """The cluster to talk to: the one given, else the embedded broker (started if needed)."""
+def _local_broker(settings: Settings, nodes: int | None = None) -> LocalKafka:
+    """The embedded broker in ``settings.broker.home``: a cluster if one was made there (or
+    ``nodes`` > 1 asks for one), else a single node. Formatted with every principal of the layout."""
+    home = settings.broker.home
+    nodes = nodes or settings.broker.nodes
+    users = tuple(principal.name for principal in principals(_countries(settings)))
+    if nodes > 1 or (home / "cluster.json").is_file():
+        if (home / "broker.json").is_file():
+            raise BrokerError(f"{home} holds a single broker: stop it and delete the folder for a cluster")
+        return broker_local.LocalCluster(home, nodes=max(nodes, 1), users=users)
+    return broker_local.LocalBroker(home=home, users=users)
+
+
+def _bootstrap(settings: Settings, given: str | None, user: str = OPERATOR) -> str:
+    """The cluster to talk to: the one given, else the embedded broker (started if needed), whose
+    connection as ``user`` is then written into ``settings``."""
+    given = given or settings.bootstrap_servers
     if given:
         return given
     broker = _local_broker(settings)
-    broker.libs = broker_local.provision(settings.broker.cache_dir)
-    return broker.start(timeout=settings.broker.start_timeout)
+    libs = broker_local.provision(settings.broker.cache_dir)
+    broker.libs = libs
+    if isinstance(broker, broker_local.LocalCluster):
+        for member in broker.members:
+            member.libs = libs
+    bootstrap = broker.start(timeout=settings.broker.start_timeout)
+    connect_as(settings, broker, OPERATOR)
+    # Principals of countries added since the storage was formatted, and the ACLs of everyone.
+    ensure_layout(bootstrap, rdkafka_options(client_options(settings)), _countries(settings), broker.secrets)
+    connect_as(settings, broker, user)
+    return bootstrap
+
+
+def connect_as(settings: Settings, broker: LocalKafka, user: str) -> None:
+    """Point ``settings`` at the embedded broker as ``user`` (SASL_SSL, its CA, its password)."""
+    settings.security_protocol = "SASL_SSL"
+    settings.sasl_mechanism = SCRAM_MECHANISM
+    settings.sasl_username = user
+    settings.sasl_password = SecretStr(broker.secrets.require(user))
+    settings.ssl_cafile = broker.ca_file
 
 
 # -- schemas -----------------------------------------------------------------------------------
@@ -153,28 +189,80 @@ def broker_provision() -> None:
 
 
 @broker_app.command("start")
-def broker_start() -> None:
-    """Start the local broker (or find it running) and print its bootstrap address."""
+def broker_start(
+    nodes: Annotated[
+        int, typer.Option(min=1, help="KRaft nodes: 3 for a cluster that loses one without losing data.")
+    ] = 1,
+) -> None:
+    """Start the local broker (or cluster, or find it running) and print its bootstrap address."""
+    settings = Settings()
+    settings.broker.nodes = nodes
     try:
-        typer.echo(_bootstrap(Settings(), None))
+        bootstrap = _bootstrap(settings, None)
     except LintasError as exc:
         raise _fail(exc) from exc
+    typer.echo(bootstrap)
+    typer.echo(
+        f"SASL_SSL, SCRAM-SHA-512; CA {settings.ssl_cafile}; passwords in "
+        f"{_local_broker(settings).secrets.directory}",
+        err=True,
+    )
 
 
 @broker_app.command("stop")
 def broker_stop() -> None:
-    """Stop the local broker this command started, and nothing else."""
-    stopped = _local_broker(Settings()).stop()
+    """Stop the local broker (every node of a local cluster) this command started, and nothing else."""
+    broker = _local_broker(Settings())
+    stopped = broker.stop()
     typer.echo("stopped" if stopped else "not running")
 
 
 @broker_app.command("status")
 def broker_status() -> None:
-    status = _local_broker(Settings()).status()
-    if status is None or not status.alive:
-        typer.echo("not running")
+    broker = _local_broker(Settings())
+    members = broker.members if isinstance(broker, broker_local.LocalCluster) else [broker]
+    running = 0
+    for member in members:
+        status = member.status()
+        if status is not None and status.alive:
+            running += 1
+            typer.echo(f"node {member.node_id} running pid={status.pid} bootstrap={status.bootstrap}")
+        else:
+            typer.echo(f"node {member.node_id} not running")
+    if running < len(members):
         raise typer.Exit(code=1)
-    typer.echo(f"running pid={status.pid} bootstrap={status.bootstrap}")
+
+
+@broker_app.command("secrets")
+def broker_secrets(
+    out: Annotated[Path, typer.Option(help="Where the CA, node certificates and passwords go.")],
+    nodes: Annotated[int, typer.Option(min=1)] = 3,
+    host: Annotated[str, typer.Option(help="Host name of node {id}.")] = "kafka-{id}",
+) -> None:
+    """Make a deployment's CA, node certificates and principals' passwords (keeps what exists)."""
+    from hub.broker.node import write_secrets
+
+    settings = Settings()
+    written = write_secrets(out, nodes, host, [p.name for p in principals(_countries(settings))])
+    typer.echo(f"wrote {len(written)} files to {out}")
+
+
+@broker_app.command("node")
+def broker_node(
+    node_id: Annotated[int, typer.Option(min=1, help="This node's id (one of the voters).")],
+    voters: Annotated[str, typer.Option(help="Every node: 1@kafka-1,2@kafka-2,3@kafka-3.")],
+    secrets: Annotated[Path, typer.Option(help="What `lintas broker secrets` wrote.")],
+    data: Annotated[Path, typer.Option(help="This node's storage.")],
+    bind: Annotated[str, typer.Option(help="Address the listeners bind to.")] = "0.0.0.0",  # noqa: S104
+) -> None:
+    """Run one node of a deployed cluster in the foreground (the containers of docker/compose.yaml)."""
+    from hub.broker.node import node_config, parse_voters, run_node
+
+    try:
+        config = node_config(node_id, parse_voters(voters), secrets, data, bind)
+        run_node(config, secrets, data)
+    except LintasError as exc:
+        raise _fail(exc) from exc
 
 
 # -- topics ------------------------------------------------------------------------------------
@@ -251,6 +339,10 @@ def _countries(settings: Settings) -> list[str]:
 
 
 async def _ensure_all_topics(settings: Settings, bootstrap: str) -> None:
+    """Create the missing topics, unless running as one of the hub's own principals: they may not
+    create topics (nor see those they do not use); the operator does (``lintas topics init``)."""
+    if settings.sasl_username not in (None, OPERATOR):
+        return
     await ensure_topics(
         bootstrap,
         all_topics(_countries(settings)),
@@ -308,7 +400,7 @@ def worker(
     settings = Settings()
     configure_logging(settings.log_format)
     try:
-        bootstrap = _bootstrap(settings, bootstrap_servers)
+        bootstrap = _bootstrap(settings, bootstrap_servers, ROUTER)
         asyncio.run(_run_worker(settings, bootstrap, instance, group))
     except LintasError as exc:
         raise _fail(exc) from exc
@@ -359,7 +451,7 @@ def alerts(
         await worker.run(stop, tick_every=every)
 
     try:
-        asyncio.run(run(_bootstrap(settings, bootstrap_servers)))
+        asyncio.run(run(_bootstrap(settings, bootstrap_servers, ALERTS)))
     except LintasError as exc:
         raise _fail(exc) from exc
 
@@ -723,8 +815,22 @@ async def _publish(settings: Settings, bootstrap: str, document: Mapping[str, An
 # -- demo --------------------------------------------------------------------------------------
 
 
+class _DemoConnections:
+    """Client options per principal: each party's own on the embedded broker, the configured
+    connection for everyone on a cluster given by ``--bootstrap-servers``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.local = settings.sasl_username == OPERATOR and settings.bootstrap_servers is None
+
+    def options(self, user: str) -> dict[str, Any]:
+        if not self.local:
+            return client_options(self.settings)
+        broker = _local_broker(self.settings)
+        return broker.client_options(user)
+
+
 async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -> None:
-    options = client_options(settings)
     await _ensure_all_topics(settings, bootstrap)
     now = datetime.now(UTC)
     codec = Codec()
@@ -739,6 +845,9 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
             run_tag=run_tag,
         )
     )
+    # On the embedded broker every party connects as itself: the router as ``router``, each
+    # national system as ``nrm-<cc>``; the ACLs let none of them do more than its job.
+    connections = _DemoConnections(settings)
     # The hub: one routing worker in this process, reading from now on (earlier runs' events on
     # this broker were routed then; their case state is restored from the changelog).
     stop, started = asyncio.Event(), asyncio.Event()
@@ -748,8 +857,9 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
         bootstrap,
         router,
         keys=systems.keys,
-        group_id=f"lintas-demo-{run_tag.strip('-')}",
-        client_options=options,
+        group_id=ROUTER_GROUP,
+        instance=f"demo-{run_tag.strip('-')}",
+        client_options=connections.options(ROUTER),
         auto_offset_reset="latest",
     )
     worker_task = asyncio.create_task(router_worker.run(stop, started))
@@ -762,12 +872,28 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
         while sum(router_worker.stats.outcomes.values()) < count and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
-    kafka_producer = producer(bootstrap, **options)
-    await kafka_producer.start()
+    producers: dict[str, Any] = {}
+
+    async def producer_of(country: str) -> Any:
+        if country not in producers:
+            producers[country] = producer(bootstrap, **connections.options(national_system(country)))
+            await producers[country].start()
+        return producers[country]
+
+    async def publish(batch: Sequence[Any]) -> int:
+        by_country: dict[str, list[Any]] = {}
+        for event in batch:
+            by_country.setdefault(event.envelope.source_country.value, []).append(event)
+        counts = [
+            await publish_events(await producer_of(country), systems, country_events)
+            for country, country_events in by_country.items()
+        ]
+        return sum(counts)
+
     published = 0
     try:
         for round_events in causal_rounds(events):
-            published += await publish_events(kafka_producer, systems, round_events)
+            published += await publish(round_events)
             await routed(published)
         # What national systems get wrong: a resubmission, a corridor no agreement covers, and
         # bytes that are no event at all. Each gets a receipt saying so.
@@ -783,16 +909,18 @@ async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -
                 )
             }
         )
-        published += await publish_events(kafka_producer, systems, [first, stray])
+        published += await publish([first, stray])
         junk_key = f"TH-{run_tag}JUNK".encode()
-        await kafka_producer.send_and_wait(nrm_events("TH"), b"not an event", key=junk_key)
+        await (await producer_of("TH")).send_and_wait(nrm_events("TH"), b"not an event", key=junk_key)
         published += 1
         await routed(published)
     finally:
-        await kafka_producer.stop()
+        for kafka_producer in producers.values():
+            await kafka_producer.stop()
     log.info("demo_published", events=published, cases=cases)
     stop.set()
     await worker_task
+    options = client_options(settings)  # the report reads every country's topics: the operator's
 
     publishers = sorted({event.envelope.source_country.value for event in events})
     receivers = sorted(
@@ -873,7 +1001,7 @@ def api(
     settings = Settings()
     configure_logging(settings.log_format)
     try:
-        bootstrap = _bootstrap(settings, bootstrap_servers)
+        bootstrap = _bootstrap(settings, bootstrap_servers, API)
         asyncio.run(_ensure_all_topics(settings, bootstrap))
         running = build(
             settings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from hub.broker.tls import client_context
 from hub.errors import BrokerError
 from hub.events import Event
 from hub.headers import envelope_headers
@@ -26,14 +28,31 @@ ID_RETENTION_DAYS = 400
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
-    """Connection options shared by every client; SASL only when configured."""
+    """Connection options shared by every client (aiokafka's names; ``hub.processor.rdkafka_options``
+    translates them for librdkafka): TLS and SASL only when configured."""
     options: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = (
+            client_context(settings.ssl_cafile) if settings.ssl_cafile else ssl.create_default_context()
+        )
     if settings.sasl_mechanism:
         options["sasl_mechanism"] = settings.sasl_mechanism
         options["sasl_plain_username"] = settings.sasl_username
-        if settings.sasl_password is not None:
-            options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+        password = _password(settings)
+        if password is not None:
+            options["sasl_plain_password"] = password
     return options
+
+
+def _password(settings: Settings) -> str | None:
+    if settings.sasl_password is not None:
+        return settings.sasl_password.get_secret_value()
+    if settings.sasl_password_file is None:
+        return None
+    try:
+        return settings.sasl_password_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise BrokerError(f"sasl_password_file {settings.sasl_password_file}: {exc.strerror}") from exc
 
 
 @dataclass(frozen=True)
@@ -47,16 +66,21 @@ async def ensure_topics(
     names: Sequence[str],
     *,
     partitions: int,
-    replication_factor: int = 1,
+    replication_factor: int | None = None,
     options: dict[str, Any] | None = None,
 ) -> TopicsReport:
-    """Create the topics that are missing; existing ones are left as they are (idempotent)."""
+    """Create the topics that are missing; existing ones are left as they are (idempotent).
+
+    ``replication_factor`` defaults to what the cluster can hold: three copies once it has three
+    brokers (acknowledged by two, ``min.insync.replicas=2``), one on a single broker.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
     await admin.start()
     try:
         present = set(await admin.list_topics())
         missing = [name for name in names if name not in present]
         if missing:
+            replicas = replication_factor or default_replication(await _broker_count(admin))
             # Another process may create them between our listing and our request.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
@@ -64,8 +88,8 @@ async def ensure_topics(
                         NewTopic(
                             name,
                             partitions,
-                            replication_factor,
-                            topic_configs=topic_config(name),
+                            replicas,
+                            topic_configs=topic_config(name, replicas),
                         )
                         for name in missing
                     ]
@@ -76,10 +100,31 @@ async def ensure_topics(
         await admin.close()
 
 
-def topic_config(name: str) -> dict[str, str]:
-    """Per-topic settings: compaction for changelogs, and the size limits of ``hub.limits`` (a national
-    topic takes less than the hub may write, so a routed copy with its headers always fits)."""
-    config = {"max.message.bytes": str(INPUT_MAX_BYTES if NRM_EVENTS.match(name) else TOPIC_MAX_BYTES)}
+def default_replication(brokers: int) -> int:
+    """Three replicas where there are three brokers or more, else as many as there are."""
+    return max(1, min(3, brokers))
+
+
+def min_insync(replicas: int) -> int:
+    """Acknowledged by two of three: one broker may be lost without losing an acknowledged write, and
+    with two lost, writes stop (NotEnoughReplicas) instead of resting on a single copy."""
+    return 2 if replicas >= 3 else 1
+
+
+async def _broker_count(admin: AIOKafkaAdminClient) -> int:
+    cluster = await admin.describe_cluster()
+    return len(cluster["brokers"])
+
+
+def topic_config(name: str, replicas: int = 1) -> dict[str, str]:
+    """Per-topic settings: compaction for changelogs, the size limits of ``hub.limits`` (a national
+    topic takes less than the hub may write, so a routed copy with its headers always fits), and how
+    many replicas acknowledge a write."""
+    config = {
+        "max.message.bytes": str(INPUT_MAX_BYTES if NRM_EVENTS.match(name) else TOPIC_MAX_BYTES),
+        "min.insync.replicas": str(min_insync(replicas)),
+        "unclean.leader.election.enable": "false",
+    }
     if name in COMPACTED:
         config["cleanup.policy"] = "compact"
     if name == AUDIT:  # the record of who read what is kept as long as the cases are

@@ -70,6 +70,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
+from hub.broker.tls import TrustContext
 from hub.errors import LintasError
 from hub.routing import Outgoing
 
@@ -223,6 +224,12 @@ def rdkafka_options(options: Mapping[str, Any]) -> dict[str, Any]:
     }
     config: dict[str, Any] = {}
     for key, value in options.items():
+        if key == "ssl_context":
+            # librdkafka takes a CA file, not a context: the hub's contexts remember theirs, and
+            # any other context means the system's trusted CAs, librdkafka's default too.
+            if isinstance(value, TrustContext):
+                config["ssl.ca.location"] = value.cafile
+            continue
         if key not in names:
             raise ProcessorError(f"client option {key!r} has no librdkafka equivalent")
         config[names[key]] = value

@@ -33,12 +33,19 @@ def _state_home() -> Path:
 
 class TopicSettings(BaseModel):
     partitions: int = Field(default=6, ge=1, description="Partitions per topic; events are keyed by case id.")
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Copies of each topic; three, or fewer if there are fewer brokers, when unset.",
+    )
     countries: tuple[str, ...] = DEFAULT_COUNTRIES
 
 
 class LocalBrokerSettings(BaseModel):
     home: Path = Field(default_factory=lambda: _state_home() / "broker")
+    nodes: int = Field(
+        default=1, ge=1, description="Nodes of a new embedded cluster (3: survives the loss of one)."
+    )
     cache_dir: Path | None = Field(default=None, description="Where Kafka's jars are cached.")
     start_timeout: float = 90.0
 
@@ -110,10 +117,15 @@ class Settings(BaseSettings):
 
     #: An existing Kafka cluster; when unset, the embedded local broker is used.
     bootstrap_servers: str | None = None
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    #: How clients connect to that cluster. The embedded broker fills these in itself (SASL_SSL).
+    security_protocol: str = Field(default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
+    sasl_mechanism: str | None = Field(default=None, pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$")
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    #: A file holding the password (a container secret), read when ``sasl_password`` is unset.
+    sasl_password_file: Path | None = None
+    #: The CA that signed the brokers' certificates (PEM); the system's trusted CAs when unset.
+    ssl_cafile: Path | None = None
     topics: TopicSettings = TopicSettings()
     processor: ProcessorSettings = ProcessorSettings()
     broker: LocalBrokerSettings = LocalBrokerSettings()

@@ -110,6 +110,7 @@ def import_command(
     if not dry_run:
         assert signer is not None
         from hub.cli import _bootstrap, open_keys  # hub.cli registers this command: import when run
+        from hub.security.principals import national_system
 
         try:
             writer = NationalSystems(
@@ -117,7 +118,7 @@ def import_command(
                 open_keys(settings),
                 signer_of=lambda _: signer,
             )
-            bootstrap = _bootstrap(settings, bootstrap_servers)
+            bootstrap = _bootstrap(settings, bootstrap_servers, national_system(code))
         except LintasError as exc:
             raise _stop(str(exc), EXIT_PUBLISH_FAILED if exc.retriable else EXIT_USAGE) from exc
     report_path = report or default_report_path(file)

@@ -191,7 +191,7 @@ async def run_import(
     writer: EventWriter | None,
     client_options: Mapping[str, Any] | None = None,
     partitions: int = 6,
-    replication_factor: int = 1,
+    replication_factor: int | None = None,
     console: Console | None = None,
 ) -> ImportResult:
     """Import ``source`` for ``country``: with ``bootstrap`` and ``writer``, valid events are published;

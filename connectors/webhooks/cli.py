@@ -92,6 +92,7 @@ def run(
     from hub.cli import _bootstrap
     from hub.kafka import client_options
     from hub.logging import configure_logging
+    from hub.security.principals import WEBHOOKS
     from hub.settings import Settings
 
     hub_settings = Settings()
@@ -100,7 +101,7 @@ def run(
     try:
         found = _subscriptions(directory)
         secrets = {s.id: resolve_secret(s.secret_ref) for s in found}
-        bootstrap = _bootstrap(hub_settings, bootstrap_servers)
+        bootstrap = _bootstrap(hub_settings, bootstrap_servers, WEBHOOKS)
     except LintasError as exc:
         raise _fail(exc) from exc
     if not found:
