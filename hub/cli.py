@@ -38,7 +38,7 @@ from hub.options import BootstrapOption
 from hub.processor import ProcessorConfig, rdkafka_options, read_health
 from hub.routing import Router
 from hub.schema_registry import default_contract
-from hub.security.principals import ALERTS, API, ROUTER, national_system, principals
+from hub.security.principals import ALERTS, API, ROUTER, STATS, national_system, principals
 from hub.settings import Settings
 from hub.synthetic import causal_rounds, synthetic_stream
 from hub.topics import ACCEPTED_EVENTS, REGIONAL_STATS, all_topics, focal_inbox, nrm_events, nrm_receipts
@@ -473,11 +473,11 @@ AsOfOption = Annotated[
 
 
 def _replayed(
-    settings: Settings, bootstrap_servers: str | None, moment: datetime | None
+    settings: Settings, bootstrap_servers: str | None, moment: datetime | None, user: str = OPERATOR
 ) -> tuple[str, dict[str, CaseState]]:
     """The cluster's address and every case rebuilt from the hub's log (as of ``moment``)."""
     try:
-        bootstrap = _bootstrap(settings, bootstrap_servers)
+        bootstrap = _bootstrap(settings, bootstrap_servers, user)
         states = asyncio.run(replay_cases(bootstrap, Codec(), as_of=moment, **client_options(settings)))
     except LintasError as exc:
         raise _fail(exc) from exc
@@ -742,7 +742,7 @@ def stats(
         labels_for(lang)  # an unknown language fails here, before anything is computed
     except LintasError as exc:
         raise _fail(exc) from exc
-    bootstrap, states = _replayed(settings, bootstrap_servers, moment)
+    bootstrap, states = _replayed(settings, bootstrap_servers, moment, STATS)
     try:
         documents = asyncio.run(read_publications(bootstrap, **client_options(settings)))
     except LintasError as exc:
