@@ -38,6 +38,7 @@ from hub.options import BootstrapOption
 from hub.processor import ProcessorConfig, rdkafka_options, read_health
 from hub.routing import Router
 from hub.schema_registry import default_contract
+from hub.security.cli import acl_app
 from hub.security.principals import ALERTS, API, ROUTER, STATS, national_system, principals
 from hub.settings import Settings
 from hub.synthetic import causal_rounds, synthetic_stream
@@ -75,6 +76,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(acl_app, name="acl")
 app.command("import")(import_command)
 
 log = structlog.get_logger("lintas.cli")
