@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.readstore.projector import projected_topics
@@ -44,6 +44,7 @@ EVERY_OPERATION = tuple(Operation)
 COUNTRY = st.sampled_from([*DEFAULT_COUNTRIES, "FR", "AU"])
 COUNTRIES = st.lists(COUNTRY, min_size=1, max_size=6, unique=True)
 DOCUMENTED = ("TH", "MM")
+# The properties take a few ms an example, far more on a loaded machine: no deadline (as test_codec.py).
 
 
 def of(bindings: list[Binding], who: str) -> set[Binding]:
@@ -191,6 +192,7 @@ def test_the_statistics_publisher_reads_the_accepted_log_and_publishes() -> None
 # -- properties over any set of countries ------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(COUNTRIES)
 def test_no_country_reaches_another_countrys_topics_or_groups(countries: list[str]) -> None:
     bindings = layout(countries)
@@ -204,6 +206,7 @@ def test_no_country_reaches_another_countrys_topics_or_groups(countries: list[st
                     assert not any(permits(own, who, kind, name, op) for op in EVERY_OPERATION), (who, name)
 
 
+@settings(deadline=None)
 @given(COUNTRIES)
 def test_focal_points_never_write_and_national_systems_write_only_their_events(countries: list[str]) -> None:
     bindings = layout(countries)
@@ -214,6 +217,7 @@ def test_focal_points_never_write_and_national_systems_write_only_their_events(c
             assert binding.resource_name == topics.nrm_events(binding.principal.removeprefix("nrm-").upper())
 
 
+@settings(deadline=None)
 @given(COUNTRIES)
 def test_every_acl_allows_a_hub_topic_or_a_family_only_where_one_is_needed(countries: list[str]) -> None:
     bindings = layout(countries)
@@ -235,6 +239,7 @@ def test_every_acl_allows_a_hub_topic_or_a_family_only_where_one_is_needed(count
         assert any(permits(bindings, who, T, name, W) for who in names), name
 
 
+@settings(deadline=None)
 @given(COUNTRIES, st.randoms(use_true_random=False))
 def test_the_layout_is_sorted_unique_and_the_same_whatever_the_order_and_case(
     countries: list[str], rng: object
@@ -246,6 +251,7 @@ def test_the_layout_is_sorted_unique_and_the_same_whatever_the_order_and_case(
     assert layout([c.lower() for c in shuffled] + shuffled) == bindings
 
 
+@settings(deadline=None)
 @given(COUNTRIES, COUNTRIES)
 def test_adding_countries_only_adds_acls(first: list[str], more: list[str]) -> None:
     assert set(layout(first)) <= set(layout(first + more))
@@ -288,6 +294,7 @@ BINDINGS = st.builds(
 )
 
 
+@settings(deadline=None)
 @given(st.sets(BINDINGS, max_size=30), COUNTRIES)
 def test_applying_the_diff_gives_the_layout_keeps_others_acls_and_is_idempotent(
     current: set[Binding], countries: list[str]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hub.errors import LintasError
+from hub.logging import configure_logging
 from hub.options import BootstrapOption
 from hub.security import admin
 from hub.security.principals import (
@@ -66,6 +67,7 @@ class _Target:
 
 
 def _target(settings: Settings, given: str | None) -> _Target:
+    configure_logging(settings.log_format)  # to stderr: stdout has the tables and passwords only
     bootstrap = given or settings.bootstrap_servers
     if bootstrap:
         from hub.kafka import client_options
