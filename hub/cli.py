@@ -392,7 +392,10 @@ async def _run_worker(settings: Settings, bootstrap: str, instance: str, group: 
 def worker(
     bootstrap_servers: BootstrapOption = None,
     instance: Annotated[
-        str, typer.Option(help="Stable id of this worker; a restart with the same id takes over.")
+        str,
+        typer.Option(
+            envvar="LINTAS_INSTANCE", help="Stable id of this worker; a restart with the same id takes over."
+        ),
     ] = "0",
     group: Annotated[
         str, typer.Option(help="Consumer group; workers of one group share the partitions.")
@@ -429,7 +432,7 @@ def health(
 @app.command()
 def alerts(
     bootstrap_servers: BootstrapOption = None,
-    instance: Annotated[str, typer.Option(help="Stable id of this worker.")] = "0",
+    instance: Annotated[str, typer.Option(envvar="LINTAS_INSTANCE", help="Stable id of this worker.")] = "0",
     every: Annotated[float, typer.Option(help="Seconds between deadline checks.")] = 10.0,
 ) -> None:
     """Run the alert feed: fold accepted events and send due-soon and overdue alerts."""

@@ -257,3 +257,14 @@ def test_a_cluster_keeps_its_ports_and_refuses_another_size(tmp_path: Path) -> N
     assert {member.shared for member in cluster.members} == {tmp_path.resolve()}
     with pytest.raises(BrokerError, match="3 nodes, not 5"):
         _ = LocalCluster(tmp_path, nodes=5).bootstrap
+
+
+def test_a_revoked_principal_is_remembered_until_it_gets_a_new_password(tmp_path: Path) -> None:
+    store = CredentialStore(tmp_path)
+    store.ensure("fp-mm")
+    store.revoke("fp-mm")
+    assert store.revoked("fp-mm")
+    assert store.get("fp-mm") is None
+    assert store.users() == []
+    store.put("fp-mm", "new")
+    assert not store.revoked("fp-mm")

@@ -119,6 +119,9 @@ def server_properties(config: NodeConfig) -> dict[str, str]:
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 ),
                 "listener.name.client.ssl.client.auth": "none",
+                # Connections re-authenticate hourly: a revoked or rotated password stops working
+                # within the hour even on a connection opened before.
+                "listener.name.client.connections.max.reauth.ms": str(_REAUTH_MS),
                 "listener.name.internal.ssl.client.auth": "required",
                 "listener.name.controller.ssl.client.auth": "required",
                 "ssl.keystore.type": "PEM",
@@ -139,6 +142,8 @@ def server_properties(config: NodeConfig) -> dict[str, str]:
     props.update(config.extra)
     return props
 
+
+_REAUTH_MS = 3_600_000
 
 #: A local broker holds little data and is restarted by tests constantly.
 _LOCAL_TUNING = {

@@ -16,13 +16,14 @@ def ensure_layout(
     bootstrap: str, config: Mapping[str, Any], countries: Iterable[str], store: CredentialStore
 ) -> tuple[int, int]:
     """Create the principals the broker lacks (a country added since it was formatted), with their
-    passwords kept in ``store``, then apply the ACL layout; returns (users created, ACLs created)."""
+    passwords kept in ``store``, then apply the ACL layout; returns (users created, ACLs created).
+    A principal revoked on purpose stays revoked."""
     found = list(countries)
     admin = connect({**config, "bootstrap.servers": bootstrap})
     present = set(describe_users(admin))
     created = 0
     for principal in principals(found):
-        if principal.name not in present:
+        if principal.name not in present and not store.revoked(principal.name):
             create_user(admin, principal.name, store.ensure(principal.name))
             created += 1
     report = apply(admin, found)

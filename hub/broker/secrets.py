@@ -69,7 +69,22 @@ class CredentialStore:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(password + "\n")
         tmp.replace(target)  # atomic: a reader sees the old password or the new one
+        self._marker(user).unlink(missing_ok=True)
         return password
+
+    def revoke(self, user: str) -> None:
+        """Forget the password and remember the revocation: principals the layout makes on their own
+        (``hub.broker.layout``) are not made again for a revoked one, until ``put`` gives it a new
+        password (``lintas acl add``)."""
+        self.remove(user)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._marker(user).touch()
+
+    def revoked(self, user: str) -> bool:
+        return self._marker(user).is_file()
+
+    def _marker(self, user: str) -> Path:
+        return self.file(user).with_suffix(".revoked")
 
     def remove(self, user: str) -> bool:
         try:
