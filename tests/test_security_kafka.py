@@ -28,10 +28,14 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from structlog.testing import capture_logs
 from typer.testing import CliRunner, Result
 
+from connectors.api.app import Outgoing
+from connectors.api.server import KafkaPublisher
+from connectors.readstore.projector import projected_topics
+from connectors.webhooks import DELIVERIES
 from hub.agreements import load_agreements
 from hub.broker.local import LocalBroker
 from hub.codec import Codec
-from hub.kafka import ensure_topics, producer, publish_events
+from hub.kafka import ensure_topics, producer, publish_events, read_all, topic_partitions
 from hub.routing import Router
 from hub.security import admin
 from hub.security import cli as acl_cli
@@ -44,9 +48,10 @@ from hub.security.principals import (
     layout,
     principals,
 )
-from hub.topics import alerts, all_topics, focal_inbox, nrm_events, nrm_receipts
+from hub.topics import AUDIT, alerts, all_topics, focal_inbox, nrm_events, nrm_receipts
 from hub.worker import RouterWorker
 from projections.alerts.worker import AlertWorker
+from projections.stats.kafka import publish_document, read_publications
 from tests.conftest import SECURE_COUNTRIES, new_topic_name
 from tests.test_alerts_kafka import Clock, case_events
 
@@ -122,7 +127,7 @@ async def consume(hub: Hub, user: str, topic: str, group: str | None = None, **c
     async with started(consumer):
         if group is None:
             consumer.assign([TopicPartition(topic, 0)])
-        batch = await consumer.getmany(timeout_ms=2000)
+        batch = await consumer.getmany(timeout_ms=500)
         if group is not None:
             await consumer.commit()
         return sum(len(records) for records in batch.values())
@@ -440,6 +445,60 @@ async def read_in_group(
             records.extend(record for part in batch.values() for record in part)
         await consumer.commit()
     return records
+
+
+def test_each_country_does_its_job(hub: Hub) -> None:
+    tag = uuid.uuid4().hex[:8]
+
+    async def scenario() -> None:
+        await publish(hub, "nrm-th", nrm_events("TH"))  # idempotent: Write implies IdempotentWrite
+        await consume(hub, "nrm-th", nrm_receipts("TH"), f"lintas.nrm.th.receipts-{tag}")
+        for topic in (focal_inbox("TH"), alerts("TH")):
+            await consume(hub, "fp-th", topic, f"lintas.fp.th.{tag}")
+        assert {nrm_events("TH"), nrm_receipts("TH")} == {
+            t for t in await visible_topics(hub, "nrm-th") if t.startswith("lintas.")
+        }
+        assert {focal_inbox("TH"), alerts("TH")} == {
+            t for t in await visible_topics(hub, "fp-th") if t.startswith("lintas.")
+        }
+
+    run(scenario())
+
+
+def test_the_api_projector_webhooks_and_statistics_principals_do_their_jobs(hub: Hub) -> None:
+    tag = uuid.uuid4().hex[:12]
+
+    async def scenario() -> None:
+        # The API: single events, a batch in a transaction of its own family, the audit log.
+        api = KafkaPublisher(hub.bootstrap, transactional_id=f"lintas-api-{tag}", **hub.options("api"))
+        await asyncio.wait_for(api.start(), STEP)
+        try:
+            probe = [Outgoing(nrm_events(c), b"probe", b"probe", []) for c in ("TH", "MM")]
+            await api.publish(probe, atomic=False)
+            await api.publish(probe, atomic=True)
+            await api.write(tag.encode(), b'{"request_id": "probe"}')
+        finally:
+            await api.stop()
+        # The projector: sees every topic it projects, and reads them.
+        projected = projected_topics(COUNTRIES)
+        counts = await topic_partitions(hub.bootstrap, projected, **hub.options("projector"))
+        assert all(counts.values()), counts
+        await read_all(hub.bootstrap, [AUDIT, nrm_receipts("MM")], **hub.options("projector"))
+        # The webhook worker: its topics exist for it (nothing to create), it logs its deliveries.
+        feeds = [name for c in COUNTRIES for name in (alerts(c), focal_inbox(c))]
+        report = await ensure_topics(
+            hub.bootstrap, [*feeds, DELIVERIES], partitions=3, options=hub.options("webhooks")
+        )
+        assert report.created == ()
+        await publish(hub, "webhooks", DELIVERIES)
+        # The statistics: a publication, read back.
+        await publish_document(hub.bootstrap, {"id": f"probe-{tag}"}, **hub.options("stats"))
+        await read_publications(hub.bootstrap, **hub.options("stats"))
+
+    run(scenario())
+    # And no more: the API sees the national topics it writes (Describe) but may not read them.
+    with pytest.raises(TopicAuthorizationFailedError):
+        run(consume(hub, "api", nrm_events("TH")))
 
 
 async def both(first: asyncio.Event, second: asyncio.Event) -> None:
