@@ -375,6 +375,7 @@ def test_rotate_on_the_embedded_broker_keeps_the_new_password_in_its_store(
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == f"revoked {name}: credential deleted, 5 ACLs deleted"
     assert hub.broker.secrets.get(name) is None
+    assert hub.broker.secrets.revoked(name)
 
 
 async def fetch_until_refused(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:

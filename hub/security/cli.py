@@ -218,7 +218,7 @@ def revoke(name: NameArgument, bootstrap_servers: BootstrapOption = None) -> Non
     except LintasError as exc:
         raise _fail(exc) from exc
     if target.store is not None:
-        target.store.remove(name)
+        target.store.revoke(name)  # remembered: the embedded broker does not make it again on start
     _lines(revoked.bindings, "-")
     credential = "credential deleted" if revoked.credential else "had no credential"
     typer.echo(f"revoked {name}: {credential}, {len(revoked.bindings)} ACLs deleted")
