@@ -83,7 +83,7 @@ async def ensure_topics(
             replicas = replication_factor or default_replication(await _broker_count(admin))
             # Another process may create them between our listing and our request.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [
                         NewTopic(
                             name,
@@ -94,10 +94,31 @@ async def ensure_topics(
                         for name in missing
                     ]
                 )
+                _refused(response)
             await _until_led(admin, missing)
         return TopicsReport(created=tuple(missing), existing=tuple(name for name in names if name in present))
     finally:
         await admin.close()
+
+
+#: Kafka's error codes for a principal that may not create topics.
+_NOT_AUTHORIZED = {29: "TopicAuthorizationFailed", 31: "ClusterAuthorizationFailed"}
+
+
+def _refused(response: Any) -> None:
+    """Fail at once when the principal may not create the topics, rather than wait for topics that
+    will never appear."""
+    refused = [
+        (entry[0], _NOT_AUTHORIZED[entry[1]])
+        for entry in getattr(response, "topic_errors", ())
+        if entry[1] in _NOT_AUTHORIZED
+    ]
+    if refused:
+        names = ", ".join(name for name, _ in refused)
+        raise BrokerError(
+            f"not allowed to create {names} ({refused[0][1]}): the operator creates the topics "
+            "(`lintas topics init`)"
+        )
 
 
 def default_replication(brokers: int) -> int:

@@ -65,7 +65,7 @@ def kafka_bootstrap(
     else:
         broker = LocalBroker(home, libs, security="plaintext")
     try:
-        bootstrap = broker.start()
+        bootstrap = broker.start(timeout=START_TIMEOUT_S)
     except BrokerError as exc:
         broker.stop()
         reason = f"cannot start local Kafka: {exc}"
@@ -85,6 +85,9 @@ def unique_topic(request: pytest.FixtureRequest) -> str:
     return new_topic_name(f"test.{request.node.name}")
 
 
+#: A busy CI machine can take a minute to bring a KRaft node up; failing then helps nobody.
+START_TIMEOUT_S = 180.0
+
 #: The countries whose principals the secured test broker is formatted with.
 SECURE_COUNTRIES = ("TH", "MM", "LA")
 
@@ -99,7 +102,7 @@ def secure_kafka(kafka_libs: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     users = tuple(principal.name for principal in principals(SECURE_COUNTRIES))
     broker = LocalBroker(tmp_path_factory.mktemp("kafka-secure"), kafka_libs, users=users)
     try:
-        broker.start()
+        broker.start(timeout=START_TIMEOUT_S)
     except BrokerError as exc:
         broker.stop()
         reason = f"cannot start the secured local Kafka: {exc}"
@@ -118,6 +121,6 @@ def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[str]:
     """A broker of this test's own, for tests whose input must be exactly what they publish."""
     broker = LocalBroker(tmp_path / "kafka", kafka_libs, security="plaintext")
     try:
-        yield broker.start()
+        yield broker.start(timeout=START_TIMEOUT_S)
     finally:
         broker.stop()
