@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+
+#: Fields whose values are never written, whatever logs them.
+_SECRET = re.compile(r"pass(word)?|secret|token|credential|private|api_key", re.IGNORECASE)
+
+
+def redact_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: a field named like a secret is logged as ``***``."""
+    for key in event:
+        if key != "event" and _SECRET.search(key):
+            event[key] = "***"
+    return event
+
+
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written: a test runner swaps it per command, and a
+    logger bound to the stream of the first call would write to a closed one afterwards."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
@@ -19,10 +44,11 @@ def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     # aiokafka logs through the standard library; on a console its retry warnings (a new topic's

@@ -268,3 +268,19 @@ def test_a_revoked_principal_is_remembered_until_it_gets_a_new_password(tmp_path
     assert store.users() == []
     store.put("fp-mm", "new")
     assert not store.revoked("fp-mm")
+
+
+def test_fields_named_like_secrets_are_never_logged(capsys: pytest.CaptureFixture[str]) -> None:
+    import structlog
+
+    from hub.logging import configure_logging
+
+    configure_logging("json")
+    try:
+        structlog.get_logger("t").info("connected", sasl_password="hunter2", api_token="t0k", user="router")
+        err = capsys.readouterr().err
+    finally:
+        structlog.reset_defaults()
+    assert "hunter2" not in err
+    assert "t0k" not in err
+    assert '"user": "router"' in err
