@@ -11,8 +11,8 @@ of its own (its own case tag and event ids) while the faults happen, and the che
 that scenario published.
 
 The processors do not survive the loss of the broker coordinating their consumer group yet (see
-GROUP_COORDINATOR_HANG): the five scenarios are skipped until they do, and the last test, a strict
-xfail, says when.
+GROUP_COORDINATOR_HANG): the five scenarios are skipped until they do, and the last test, an xfail,
+says when.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ GROUP_COORDINATOR_HANG = (
 #: Whether the processors go on when the broker coordinating their group is lost. Until they do,
 #: every scenario below whose broker happens to coordinate the router's or the alert feed's group
 #: (the leader of a __consumer_offsets partition: placement is random) hangs for minutes, so they are
-#: skipped rather than flaky. The last test is the tripwire: once the processor is fixed it passes,
-#: its strict xfail fails the run, and both markers go.
+#: skipped rather than flaky. The last test is the tripwire: once the processor is fixed it passes
+#: (XPASS in the report), and both markers go.
 SURVIVES_COORDINATOR_LOSS = False
 needs_coordinator_failover = pytest.mark.skipif(not SURVIVES_COORDINATOR_LOSS, reason=GROUP_COORDINATOR_HANG)
 
@@ -413,7 +413,9 @@ def test_two_of_three_brokers_down_stop_writes_and_routing_resumes_when_one_retu
     assert_routed_exactly_once(bootstrap, stream)
 
 
-@pytest.mark.xfail(strict=True, reason=GROUP_COORDINATOR_HANG)
+# Not strict: a coordinator that happens to fail over before the stall must not fail CI; an XPASS
+# in the report is the signal to lift the skips.
+@pytest.mark.xfail(strict=False, reason=GROUP_COORDINATOR_HANG)
 @pytest.mark.timeout(180)
 def test_routing_goes_on_while_the_routers_group_coordinator_is_down(
     cluster: LocalCluster, bootstrap: str, hub: Hub, tmp_path: Path
