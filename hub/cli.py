@@ -826,13 +826,14 @@ class _DemoConnections:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.local = settings.sasl_username == OPERATOR and settings.bootstrap_servers is None
+        local = settings.sasl_username == OPERATOR and settings.bootstrap_servers is None
+        # Made once: building the broker's handle loads the agreements for its principals.
+        self.broker = _local_broker(settings) if local else None
 
     def options(self, user: str) -> dict[str, Any]:
-        if not self.local:
+        if self.broker is None:
             return client_options(self.settings)
-        broker = _local_broker(self.settings)
-        return broker.client_options(user)
+        return self.broker.client_options(user)
 
 
 async def _demo(settings: Settings, bootstrap: str, cases: int, language: str) -> None:
