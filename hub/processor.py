@@ -371,6 +371,11 @@ class TransactionalProcessor(ABC):
                     "transaction.timeout.ms": config.transaction_timeout_ms,
                     "queue.buffering.max.messages": 1_000_000,
                     "queue.buffering.max.kbytes": 1_048_576,
+                    # librdkafka does not time out a request to a group coordinator that left the
+                    # cluster (librdkafka#5456, #5511): send_offsets_to_transaction then waits until
+                    # some connection goes up or down. Closing idle connections within seconds is
+                    # what wakes it, so losing the group's coordinator costs seconds, not minutes.
+                    "connections.max.idle.ms": 5_000,
                 }
             )
         )

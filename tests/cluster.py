@@ -210,6 +210,10 @@ class Publisher:
             self.sent = index + 1
         self.producer.flush(240)
 
+    def hurry(self) -> None:
+        """Send what is left as fast as the producer takes it (the fault is over)."""
+        self.rate = float("inf")
+
     def join(self, within: float) -> dict[int, Coordinates]:
         """Wait until every message is acknowledged; returns where each landed."""
         self._thread.join(within)
