@@ -460,9 +460,13 @@ class TransactionalProcessor(ABC):
 
     # -- assignment: whole partition numbers, offsets before state ---------------------------------
 
-    def _input_topics(self, consumer: Consumer) -> dict[str, int]:
+    def _input_topics(self) -> dict[str, int]:
         """The input topics the cluster has now, with their partition counts."""
-        metadata = consumer.list_topics(timeout=10)
+        # Asked of the admin client, never of the consumer: this runs in the consumer's rebalance
+        # callback, and a list_topics() on the same handle there clears confluent-kafka's record
+        # of the consume() call under way, so the next callback of that call (a revocation right
+        # after an assignment) aborts the process (CallState_get: Assertion `cs != NULL').
+        metadata = self._admin_client().list_topics(timeout=10)
         if self.pattern is not None:
             matcher = re.compile(self.pattern)
             names = [name for name in metadata.topics if matcher.match(name)]
@@ -507,7 +511,7 @@ class TransactionalProcessor(ABC):
             raise error
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        counts = self._input_topics(consumer)
+        counts = self._input_topics()
         width = counts.pop(self.changelog)
         misfits = sorted(topic for topic, count in counts.items() if count != width)
         if misfits:
@@ -904,15 +908,18 @@ class TransactionalProcessor(ABC):
         if not isolated:  # back off before reading the inputs again
             time.sleep(min(5.0, 0.1 * 2 ** min(self._aborts_in_a_row, 6)))
 
+    def _admin_client(self) -> AdminClient:
+        if self._admin is None:  # one, kept: destroying clients with replies pending is unsafe
+            self._admin = AdminClient(self._connection())
+        return self._admin
+
     def topic_limit(self, topic: str) -> int:
         """The largest message ``topic`` takes: the producer's limit, or the topic's own
         ``max.message.bytes`` when smaller (read once per topic; a refused message reads it again)."""
         limit = self._topic_limits.get(topic)
         if limit is None:
             limit = self.config.max_message_bytes
-            if self._admin is None:  # one, kept: destroying clients with replies pending is unsafe
-                self._admin = AdminClient(self._connection())
-            admin = self._admin
+            admin = self._admin_client()
             try:
                 (future,) = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)]).values()
                 entry = future.result(timeout=10).get("max.message.bytes")
