@@ -442,38 +442,17 @@ class LocalBroker:
         return self._proc
 
     def _format(self, java: str, libs: Path, cluster_id: str) -> None:
-        cmd = [
+        scram = (self.secrets, (OPERATOR, *self.users)) if self.security == "sasl_ssl" else None
+        format_storage(
             java,
-            f"-Dlog4j.configuration=file:{self._log4j_properties}",
-            "-cp",
-            f"{libs}/*",
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
+            libs,
             cluster_id,
-            "-c",
-            str(self._server_properties),
-        ]
-        if self.security == "sasl_ssl":
-            cmd += scram_format_args(self.secrets, (OPERATOR, *self.users))
-        try:
-            proc = subprocess.run(
-                cmd,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=_FORMAT_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError(f"kafka StorageTool format hung in {self.data_dir}") from exc
-        if proc.returncode != 0:
-            # The output may echo the --add-scram arguments: never show passwords.
-            out = _redact(_tail_text(proc.stdout + proc.stderr), self.secrets)
-            raise BrokerError(
-                f"kafka StorageTool format failed (exit {proc.returncode}) for {self.data_dir}: {out}"
-            )
+            properties=self._server_properties,
+            log4j=self._log4j_properties,
+            data_dir=self.data_dir,
+            scram=scram,
+            cwd=self.home,
+        )
 
     def _wait_ready(self, state: _State, proc: subprocess.Popen[bytes] | None, deadline: float) -> None:
         """Block until the broker answers metadata, its JVM exits, or ``deadline`` passes."""
@@ -882,6 +861,53 @@ def scram_format_args(store: CredentialStore, users: Iterable[str]) -> list[str]
         password = store.ensure(user)
         args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
     return args
+
+
+def format_storage(
+    java: str,
+    libs: Path,
+    cluster_id: str,
+    *,
+    properties: Path,
+    log4j: Path,
+    data_dir: Path,
+    scram: tuple[CredentialStore, Iterable[str]] | None,
+    cwd: Path | None = None,
+) -> None:
+    """``kafka-storage format`` of a node's KRaft storage, with the SCRAM credentials of
+    ``scram``'s users when given; a failure is reported with the tool's output, passwords
+    redacted (the tool may echo its arguments)."""
+    cmd = [
+        java,
+        f"-Dlog4j.configuration=file:{log4j}",
+        "-cp",
+        f"{libs}/*",
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(properties),
+    ]
+    if scram is not None:
+        cmd += scram_format_args(*scram)
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_FORMAT_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BrokerError(f"kafka StorageTool format hung in {data_dir}") from exc
+    if proc.returncode != 0:
+        out = _tail_text(proc.stdout + proc.stderr)
+        if scram is not None:
+            out = _redact(out, scram[0])
+        raise BrokerError(f"kafka StorageTool format failed (exit {proc.returncode}) for {data_dir}: {out}")
 
 
 def _redact(text: str, store: CredentialStore) -> str:

@@ -8,12 +8,11 @@ node, and a password per principal, each in its own file.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from hub.broker.config import OPERATOR, NodeAddress, NodeConfig, server_properties
-from hub.broker.local import _java, new_cluster_id, provision, scram_format_args
+from hub.broker.local import _java, format_storage, new_cluster_id, provision
 from hub.broker.secrets import CredentialStore
 from hub.broker.tls import CertificateAuthority, node_principal
 from hub.errors import BrokerError
@@ -112,14 +111,13 @@ def run_node(config: NodeConfig, secrets: Path, data: Path) -> None:
         users = store.users()
         if OPERATOR not in users:
             raise BrokerError(f"no operator password in {store.directory}: run `lintas broker secrets` first")
-        cmd = [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)]
-        result = subprocess.run(
-            [*cmd, *scram_format_args(store, users)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
+        format_storage(
+            java,
+            libs,
+            cluster_id,
+            properties=properties,
+            log4j=log4j,
+            data_dir=config.data_dir,
+            scram=(store, users),
         )
-        if result.returncode != 0:
-            raise BrokerError(f"formatting {config.data_dir} failed (exit {result.returncode})")
     os.execv(java, [*base, "-XX:+ExitOnOutOfMemoryError", "kafka.Kafka", str(properties)])  # noqa: S606 - no shell wanted
