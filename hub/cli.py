@@ -90,17 +90,18 @@ def _fail(error: Exception) -> typer.Exit:
 LocalKafka = broker_local.LocalBroker | broker_local.LocalCluster
 
 
-def _local_broker(settings: Settings, nodes: int | None = None) -> LocalKafka:
+def _local_broker(settings: Settings, nodes: int | None = None, *, libs: Path | None = None) -> LocalKafka:
     """The embedded broker in ``settings.broker.home``: a cluster if one was made there (or
-    ``nodes`` > 1 asks for one), else a single node. Formatted with every principal of the layout."""
+    ``nodes`` > 1 asks for one), else a single node. Formatted with every principal of the layout;
+    run from ``libs`` (else the default jar cache, provisioned on start)."""
     home = settings.broker.home
     nodes = nodes or settings.broker.nodes
     users = tuple(principal.name for principal in principals(_countries(settings)))
     if nodes > 1 or (home / "cluster.json").is_file():
         if (home / "broker.json").is_file():
             raise BrokerError(f"{home} holds a single broker: stop it and delete the folder for a cluster")
-        return broker_local.LocalCluster(home, nodes=max(nodes, 1), users=users)
-    return broker_local.LocalBroker(home=home, users=users)
+        return broker_local.LocalCluster(home, libs, nodes=max(nodes, 1), users=users)
+    return broker_local.LocalBroker(home=home, libs=libs, users=users)
 
 
 def _bootstrap(settings: Settings, given: str | None, user: str = OPERATOR) -> str:
@@ -109,12 +110,7 @@ def _bootstrap(settings: Settings, given: str | None, user: str = OPERATOR) -> s
     given = given or settings.bootstrap_servers
     if given:
         return given
-    broker = _local_broker(settings)
-    libs = broker_local.provision(settings.broker.cache_dir)
-    broker.libs = libs
-    if isinstance(broker, broker_local.LocalCluster):
-        for member in broker.members:
-            member.libs = libs
+    broker = _local_broker(settings, libs=broker_local.provision(settings.broker.cache_dir))
     bootstrap = broker.start(timeout=settings.broker.start_timeout)
     connect_as(settings, broker, OPERATOR)
     # Principals of countries added since the storage was formatted, and the ACLs of everyone.
