@@ -51,7 +51,8 @@ def start_worker(bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "hub.cli", "alerts", "-b", bootstrap, "--instance", "r", "--every", "0.5"],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "LINTAS_LOG_FORMAT": "json"},
+        # A short session: a killed worker's restart waits that long for its group to drop the dead one.
+        env={**os.environ, "LINTAS_LOG_FORMAT": "json", "LINTAS_PROCESSOR__SESSION_TIMEOUT_MS": "10000"},
     )
 
 

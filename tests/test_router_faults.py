@@ -101,7 +101,15 @@ def test_restarts_lose_nothing_and_duplicate_nothing(
             ],
         )
     )
-    worker = Worker(own_broker, tmp_path, countries=COUNTRIES, partitions=PARTITIONS)
+    # A killed worker's restart rejoins its group once the broker has given up on the dead member:
+    # a short session timeout keeps that wait to seconds.
+    worker = Worker(
+        own_broker,
+        tmp_path,
+        countries=COUNTRIES,
+        partitions=PARTITIONS,
+        env={"LINTAS_PROCESSOR__SESSION_TIMEOUT_MS": "10000"},
+    )
     worker.start()
     try:
         for share in (0.2, 0.4, 0.6):

@@ -1,8 +1,8 @@
 """Several router workers in one group, on a real broker, as an operator scales them: the second
 joins mid-stream (a rebalance while transactions are open), one is killed with SIGKILL and restarted,
 one is paused (SIGSTOP) past its session timeout so its partitions move, then resumed (SIGCONT); two
-alert workers run beside them, one killed and restarted. With 2, 3 and 4 workers and with 6 and 5
-partitions per topic (counts that do not divide each other), every input gets exactly one receipt
+alert workers run beside them, one killed and restarted. With 2 workers on 5 partitions per topic, 3
+on 6 and 4 on 5 (counts that do not divide each other), every input gets exactly one receipt
 with the outcome a single sequential router gives, every accepted event reaches its inbox exactly once
 and in order per case, and every alert is sent once.
 
@@ -95,7 +95,9 @@ async def _publish(bootstrap: str, codec: Preencoded, events: list[Event]) -> No
 
 @pytest.mark.parametrize(
     ("workers", "partitions"),
-    [(2, 6), (2, 5), (3, 6), (3, 5), (4, 6), (4, 5)],
+    # Each worker count once, and both partition counts: 4 workers on 5 partitions is the case
+    # where counts divide neither way.
+    [(2, 5), (3, 6), (4, 5)],
     ids=lambda value: str(value),
 )
 def test_workers_scale_out_pause_and_die_without_losing_or_duplicating(
