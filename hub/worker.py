@@ -8,12 +8,13 @@ count differs from the changelog's), so a case's state is always where its event
 from __future__ import annotations
 
 import os
+import time
 from collections import ChainMap
 from collections.abc import Mapping
 from typing import Any, cast
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from hub.contract import ReceiptStatus
 from hub.crypto.keystore import KeyStore, KeyStoreError
@@ -46,6 +47,8 @@ from hub.topics import DEADLETTER, NRM_EVENTS_PATTERN, ROUTER_IDS, ROUTER_STATE
 log = structlog.get_logger("lintas.router")
 
 GROUP_ID = "lintas-router"
+#: How long reading every claim made so far may take.
+_CLAIMS_LOAD_S = 120.0
 
 
 class RouterWorker(TransactionalProcessor):
@@ -58,6 +61,7 @@ class RouterWorker(TransactionalProcessor):
         *,
         group_id: str = GROUP_ID,
         keys: KeyStore | None = None,
+        claim_readback_s: float = 15.0,
         **options: Any,
     ) -> None:
         super().__init__(bootstrap, group_id=group_id, pattern=NRM_EVENTS_PATTERN, **options)
@@ -74,6 +78,12 @@ class RouterWorker(TransactionalProcessor):
         self.index = IdIndex()
         #: Ids claimed by this worker whose claim it has not read back yet.
         self._claiming: set[str] = set()
+        #: Since when the oldest claim not read back has waited (or the last one came back).
+        self._claims_waited_from = 0.0
+        #: How long a claim may take to come back before the claims are read again from the start.
+        self.claim_readback_s = claim_readback_s
+        #: How often that happened.
+        self.claims_reread = 0
         self._ids: Consumer | None = None
 
     def apply(self, write: StateWrite) -> None:
@@ -93,6 +103,11 @@ class RouterWorker(TransactionalProcessor):
     # -- event ids: claimed on lintas.router.ids, read back by every worker (hub/identity.py) ----------
 
     def on_start(self) -> None:
+        self._ids = self._read_claims()
+
+    def _read_claims(self) -> Consumer:
+        """A reader of every claim made so far (read to the end before it is returned), then of
+        the rest as they come."""
         consumer = Consumer(
             self._connection(
                 **{
@@ -101,6 +116,8 @@ class RouterWorker(TransactionalProcessor):
                     "isolation.level": "read_committed",
                     "enable.partition.eof": True,
                     "fetch.wait.max.ms": 10,
+                    # Should a position ever be reset, claims are read again rather than skipped.
+                    "auto.offset.reset": "earliest",
                 }
             )
         )
@@ -109,19 +126,43 @@ class RouterWorker(TransactionalProcessor):
             consumer.close()
             raise ProcessorError(f"claims topic {ROUTER_IDS} does not exist (run lintas topics init)")
         consumer.assign([TopicPartition(ROUTER_IDS, p, OFFSET_BEGINNING) for p in topic.partitions])
-        self._ids = consumer
-        # Every claim made so far, before the first event is routed; then the rest as they come.
         pending = set(topic.partitions)
-        while pending:
-            for message in consumer.consume(num_messages=10_000, timeout=1.0):
-                self._take_claim(message, pending)
+        deadline = time.monotonic() + _CLAIMS_LOAD_S
+        try:
+            while pending:
+                if time.monotonic() > deadline:
+                    raise ProcessorError(f"{ROUTER_IDS} not read to its end in {_CLAIMS_LOAD_S:.0f} s")
+                for message in consumer.consume(num_messages=10_000, timeout=1.0):
+                    self._take_claim(message, pending)
+        except BaseException:
+            consumer.close()
+            raise
         log.info("event_ids_loaded", ids=len(self.index))
+        return consumer
 
     def refresh(self) -> bool:
         grew = False
         if self._ids is not None:
             for message in self._ids.consume(num_messages=10_000, timeout=0):
                 grew = self._take_claim(message, set()) or grew
+        overdue = time.monotonic() - self._claims_waited_from > self.claim_readback_s
+        if self._claiming and overdue and self._txn is None:  # nothing open: every claim is committed
+            # A committed claim that does not come back would hold its event, and everything behind
+            # it in the partition, for good: read the claims again from the start.
+            log.warning(
+                "claims_not_read_back", claims=len(self._claiming), waited_s=round(self.claim_readback_s, 1)
+            )
+            self._claims_waited_from = time.monotonic()
+            try:
+                reader = self._read_claims()
+            except (KafkaException, ProcessorError) as exc:  # no answer now: the old reader goes on
+                log.warning("claims_not_read_again", error=str(exc))
+                return grew
+            if self._ids is not None:
+                self._ids.close()
+            self._ids = reader
+            self.claims_reread += 1
+            grew = True
         return grew
 
     def _take_claim(self, message: Message, pending: set[int]) -> bool:
@@ -135,7 +176,9 @@ class RouterWorker(TransactionalProcessor):
         if key is None or value is None:
             return False
         event_id = key.decode()
-        self._claiming.discard(event_id)
+        if event_id in self._claiming:
+            self._claiming.discard(event_id)
+            self._claims_waited_from = time.monotonic()  # claims come back: wait afresh for the rest
         return self.index.add(event_id, value.decode())
 
     def on_abort(self) -> None:
@@ -164,6 +207,8 @@ class RouterWorker(TransactionalProcessor):
                         # New id: claim it, and hold this record (and all behind it in the partition)
                         # until the claim is read back; the first claim of an id wins.
                         if event_id not in self._claiming:
+                            if not self._claiming:
+                                self._claims_waited_from = time.monotonic()
                             self._claiming.add(event_id)
                             claim = Outgoing(ROUTER_IDS, event_id.encode(), case_id.encode())
                             result.emit([claim], record.coordinates)

@@ -175,3 +175,46 @@ def test_an_event_id_belongs_to_the_first_case_that_used_it_across_partitions_an
     inbox = asyncio.run(read_all(kafka_bootstrap, [focal_inbox("MM")]))
     delivered = [r for r in inbox if tag.encode() in r.key]
     assert [r.key.decode() for r in delivered] == [first.envelope.case_id], "only the first is routed"
+
+
+def test_a_claim_that_does_not_come_back_is_read_again_and_its_event_routed(kafka_bootstrap: str) -> None:
+    """The router holds a new event id's event until its claim is read back from lintas.router.ids;
+    should that reader stall (here: paused, as a fetch stuck after a leader change would leave it),
+    the claims are read again from the start instead of holding the event for good."""
+    codec = Codec(clock=lambda: NOW)
+    tag = uuid.uuid4().hex[:8].upper()
+    event = identified("TH", "MM", f"TH-{tag}-S")
+
+    async def scenario() -> tuple[int, int]:
+        await ensure_topics(kafka_bootstrap, all_topics(["TH", "MM"]), partitions=6)
+        stop, started = asyncio.Event(), asyncio.Event()
+        worker = RouterWorker(
+            kafka_bootstrap,
+            Router(codec=codec, agreements=load_agreements()),
+            group_id=f"test-router-stall-{tag}",
+            instance=tag,
+            auto_offset_reset="latest",
+            claim_readback_s=1.0,
+        )
+        task = asyncio.create_task(worker.run(stop, started))
+        await asyncio.wait_for(started.wait(), STEP)
+        reader = worker._ids
+        assert reader is not None
+        reader.pause(reader.assignment())
+        kafka_producer = producer(kafka_bootstrap)
+        await kafka_producer.start()
+        try:
+            await asyncio.wait_for(publish_events(kafka_producer, codec, [event]), STEP)
+        finally:
+            await kafka_producer.stop()
+        deadline = asyncio.get_running_loop().time() + STEP
+        while sum(worker.stats.outcomes.values()) < 1:
+            assert asyncio.get_running_loop().time() < deadline, "the event is still held"
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, STEP)
+        return worker.claims_reread, worker.stats.outcomes[ReceiptStatus.Accepted.value]
+
+    reread, accepted = asyncio.run(scenario())
+    assert reread >= 1
+    assert accepted == 1
