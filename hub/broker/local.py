@@ -112,21 +112,7 @@ def provision(cache_dir: Path | None = None, *, version: str = KAFKA_VERSION) ->
             f"-DoutputDirectory={staging}",
             "-DincludeScope=runtime",
         ]
-        try:
-            proc = subprocess.run(
-                cmd,
-                cwd=base,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=_MVN_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BrokerError(f"mvn did not resolve Kafka {version} within {_MVN_TIMEOUT_S:.0f}s") from exc
-        if proc.returncode != 0:
-            out = _tail_text(proc.stdout + proc.stderr)
-            raise BrokerError(f"mvn failed (exit {proc.returncode}) resolving Kafka {version}: {out}")
+        _run_tool(cmd, what=f"mvn resolving Kafka {version}", timeout=_MVN_TIMEOUT_S, cwd=base)
         if not (staging / f"kafka_2.13-{version}.jar").is_file():
             raise BrokerError(f"mvn succeeded but kafka_2.13-{version}.jar is missing from {staging}")
         # Swap the complete set in, so a crash mid-copy never leaves a half-filled libs dir.
@@ -891,6 +877,20 @@ def format_storage(
     ]
     if scram is not None:
         cmd += scram_format_args(*scram)
+    _run_tool(
+        cmd,
+        what=f"kafka StorageTool format of {data_dir}",
+        timeout=_FORMAT_TIMEOUT_S,
+        cwd=cwd,
+        redact=scram[0] if scram is not None else None,
+    )
+
+
+def _run_tool(
+    cmd: list[str], *, what: str, timeout: float, cwd: Path | None, redact: CredentialStore | None = None
+) -> None:
+    """Run a tool to completion within ``timeout``; a failure is a BrokerError with the end of
+    its output, with ``redact``'s passwords replaced (a tool may echo its arguments)."""
     try:
         proc = subprocess.run(
             cmd,
@@ -898,16 +898,16 @@ def format_storage(
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=_FORMAT_TIMEOUT_S,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise BrokerError(f"kafka StorageTool format hung in {data_dir}") from exc
+        raise BrokerError(f"{what} did not finish within {timeout:.0f} s") from exc
     if proc.returncode != 0:
         out = _tail_text(proc.stdout + proc.stderr)
-        if scram is not None:
-            out = _redact(out, scram[0])
-        raise BrokerError(f"kafka StorageTool format failed (exit {proc.returncode}) for {data_dir}: {out}")
+        if redact is not None:
+            out = _redact(out, redact)
+        raise BrokerError(f"{what} failed (exit {proc.returncode}): {out}")
 
 
 def _redact(text: str, store: CredentialStore) -> str:
