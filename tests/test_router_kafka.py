@@ -4,7 +4,9 @@ minimised per agreement and consent, and every sender gets its receipts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -42,6 +44,38 @@ def identified(source: str, destination: str, case_id: str, **changes: Any) -> V
     return event
 
 
+@contextlib.asynccontextmanager
+async def running_router(
+    bootstrap: str, codec: Codec, group: str, instance: str, **options: Any
+) -> AsyncIterator[RouterWorker]:
+    """A router worker of its own group, started (partitions assigned, state restored) and
+    reading from the end; stopped on leaving."""
+    stop, started = asyncio.Event(), asyncio.Event()
+    worker = RouterWorker(
+        bootstrap,
+        Router(codec=codec, agreements=load_agreements()),
+        group_id=group,
+        instance=instance,
+        auto_offset_reset="latest",
+        **options,
+    )
+    task = asyncio.create_task(worker.run(stop, started))
+    try:
+        await asyncio.wait_for(started.wait(), STEP)
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, STEP)
+
+
+async def routed(worker: RouterWorker, count: int, what: object) -> None:
+    """Wait until ``worker`` has committed ``count`` receipts; ``what`` explains a timeout."""
+    deadline = asyncio.get_running_loop().time() + STEP
+    while sum(worker.stats.outcomes.values()) < count:
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.05)
+
+
 def test_three_countries_reach_the_right_inboxes_minimised_with_receipts(
     kafka_bootstrap: str,
 ) -> None:
@@ -59,28 +93,14 @@ def test_three_countries_reach_the_right_inboxes_minimised_with_receipts(
 
     async def scenario() -> tuple[list[Any], list[Any]]:
         await ensure_topics(kafka_bootstrap, all_topics(["TH", "MM", "MY", "PH", "CN", "VN"]), partitions=6)
-        stop, started = asyncio.Event(), asyncio.Event()
-        worker = RouterWorker(
-            kafka_bootstrap,
-            Router(codec=codec, agreements=load_agreements()),
-            group_id=f"test-router-{tag}",
-            instance=tag,
-            auto_offset_reset="latest",
-        )
-        task = asyncio.create_task(worker.run(stop, started))
-        await asyncio.wait_for(started.wait(), STEP)
-        kafka_producer = producer(kafka_bootstrap)
-        await kafka_producer.start()
-        try:
-            await asyncio.wait_for(publish_events(kafka_producer, codec, events), STEP)
-        finally:
-            await kafka_producer.stop()
-        deadline = asyncio.get_running_loop().time() + STEP
-        while sum(worker.stats.outcomes.values()) < len(events):
-            assert asyncio.get_running_loop().time() < deadline, worker.stats
-            await asyncio.sleep(0.05)
-        stop.set()
-        await asyncio.wait_for(task, STEP)
+        async with running_router(kafka_bootstrap, codec, f"test-router-{tag}", tag) as worker:
+            kafka_producer = producer(kafka_bootstrap)
+            await kafka_producer.start()
+            try:
+                await asyncio.wait_for(publish_events(kafka_producer, codec, events), STEP)
+            finally:
+                await kafka_producer.stop()
+            await routed(worker, len(events), worker.stats)
         inbox = await read_all(kafka_bootstrap, [focal_inbox(c) for c in ("MM", "PH", "VN", "TH")])
         receipts = await read_all(kafka_bootstrap, [nrm_receipts(c) for c in ("TH", "MY", "CN")])
         return inbox, receipts
@@ -129,30 +149,16 @@ def test_an_event_id_belongs_to_the_first_case_that_used_it_across_partitions_an
 
     async def route(events: list[VictimIdentified], instance: str) -> None:
         await ensure_topics(kafka_bootstrap, all_topics(["TH", "MM"]), partitions=6)
-        stop, started = asyncio.Event(), asyncio.Event()
-        worker = RouterWorker(
-            kafka_bootstrap,
-            Router(codec=codec, agreements=load_agreements()),
-            group_id=group,
-            instance=instance,
-            auto_offset_reset="latest",
-        )
-        task = asyncio.create_task(worker.run(stop, started))
-        await asyncio.wait_for(started.wait(), STEP)
-        kafka_producer = producer(kafka_bootstrap)
-        await kafka_producer.start()
-        try:
-            for event in events:  # one at a time: each is routed before the next is sent
-                before = sum(worker.stats.outcomes.values())
-                await publish_events(kafka_producer, codec, [event])
-                deadline = asyncio.get_running_loop().time() + STEP
-                while sum(worker.stats.outcomes.values()) <= before:
-                    assert asyncio.get_running_loop().time() < deadline, worker.stats
-                    await asyncio.sleep(0.05)
-        finally:
-            await kafka_producer.stop()
-            stop.set()
-            await asyncio.wait_for(task, STEP)
+        async with running_router(kafka_bootstrap, codec, group, instance) as worker:
+            kafka_producer = producer(kafka_bootstrap)
+            await kafka_producer.start()
+            try:
+                for event in events:  # one at a time: each is routed before the next is sent
+                    before = sum(worker.stats.outcomes.values())
+                    await publish_events(kafka_producer, codec, [event])
+                    await routed(worker, before + 1, worker.stats)
+            finally:
+                await kafka_producer.stop()
 
     asyncio.run(route([first, others[0], resubmitted, others[1]], "a"))
     asyncio.run(route([others[2], resubmitted, others[3]], "b"))  # a new worker knows the ids too
@@ -187,32 +193,18 @@ def test_a_claim_that_does_not_come_back_is_read_again_and_its_event_routed(kafk
 
     async def scenario() -> tuple[int, int]:
         await ensure_topics(kafka_bootstrap, all_topics(["TH", "MM"]), partitions=6)
-        stop, started = asyncio.Event(), asyncio.Event()
-        worker = RouterWorker(
-            kafka_bootstrap,
-            Router(codec=codec, agreements=load_agreements()),
-            group_id=f"test-router-stall-{tag}",
-            instance=tag,
-            auto_offset_reset="latest",
-            claim_readback_s=1.0,
-        )
-        task = asyncio.create_task(worker.run(stop, started))
-        await asyncio.wait_for(started.wait(), STEP)
-        reader = worker._ids
-        assert reader is not None
-        reader.pause(reader.assignment())
-        kafka_producer = producer(kafka_bootstrap)
-        await kafka_producer.start()
-        try:
-            await asyncio.wait_for(publish_events(kafka_producer, codec, [event]), STEP)
-        finally:
-            await kafka_producer.stop()
-        deadline = asyncio.get_running_loop().time() + STEP
-        while sum(worker.stats.outcomes.values()) < 1:
-            assert asyncio.get_running_loop().time() < deadline, "the event is still held"
-            await asyncio.sleep(0.05)
-        stop.set()
-        await asyncio.wait_for(task, STEP)
+        group = f"test-router-stall-{tag}"
+        async with running_router(kafka_bootstrap, codec, group, tag, claim_readback_s=1.0) as worker:
+            reader = worker._ids
+            assert reader is not None
+            reader.pause(reader.assignment())
+            kafka_producer = producer(kafka_bootstrap)
+            await kafka_producer.start()
+            try:
+                await asyncio.wait_for(publish_events(kafka_producer, codec, [event]), STEP)
+            finally:
+                await kafka_producer.stop()
+            await routed(worker, 1, "the event is still held")
         return worker.claims_reread, worker.stats.outcomes[ReceiptStatus.Accepted.value]
 
     reread, accepted = asyncio.run(scenario())
