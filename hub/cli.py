@@ -24,6 +24,7 @@ from hub.agreements import config_root, load_agreements, load_directory
 from hub.broker import local as broker_local
 from hub.broker.config import OPERATOR, SCRAM_MECHANISM
 from hub.broker.layout import ensure_layout
+from hub.clock import make_clock
 from hub.codec import Codec
 from hub.codegen import CONTRACT_MODULE, generate
 from hub.codes import labels_for
@@ -297,7 +298,7 @@ def make_router(settings: Settings, codec: Codec | None = None) -> Router:
     with the hub's key, converts v1 events of the countries the directory lets it sign for."""
     agreements = load_agreements(settings.agreements_path)
     directory = load_directory(settings.directory_path, agreements=agreements)
-    codec = codec or Codec()
+    codec = codec or Codec(clock=make_clock(settings.clock))
     wire = Wire(codec, directory=key_directory(settings), keys=open_keys(settings))
     signs_for = frozenset(
         entry.country.value for entry in directory.countries if getattr(entry, "hub_signs_v1", False)
@@ -441,11 +442,12 @@ def alerts(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        clock = make_clock(settings.clock)
         worker = AlertWorker(
             bootstrap,
-            Codec(),
+            Codec(clock=clock),
             load_agreements(settings.agreements_path),
-            clock=lambda: datetime.now(UTC),
+            clock=clock,
             signer=hub_signer(settings),
             **_processor_options(settings, ALERTS_GROUP, instance),
         )
@@ -1011,6 +1013,7 @@ def api(
             open_keys(settings),
             _countries(settings),
             projector=projector,
+            clock=make_clock(settings.clock),
             **client_options(settings),
         )
     except LintasError as exc:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.clock import ClockSettings
+
 #: Countries whose national systems publish, and whose focal points receive, by default: the ASEAN
 #: member states and the partner countries of the corridors shipped with Lintas.
 DEFAULT_COUNTRIES = (
@@ -131,6 +133,8 @@ class Settings(BaseSettings):
     broker: LocalBrokerSettings = LocalBrokerSettings()
     keys: KeySettings = KeySettings()
     api: ApiSettings = ApiSettings()
+    #: Real time, or the simulation's accelerated time (``lintas up --speed``).
+    clock: ClockSettings = ClockSettings()
     log_format: str = Field(default="console", pattern="^(console|json)$")
     #: Bilateral agreements and focal-point directory; the shipped ones by default.
     agreements_path: Path | None = None

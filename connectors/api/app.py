@@ -91,7 +91,10 @@ class Services:
     agreements: Agreements
     publisher: Publisher
     audit: AuditLog
+    #: the hub's clock (simulated under ``lintas up --speed``): event checks, deadlines, agendas
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: the wall clock: credentials expire and reads are audited in real time, whatever the simulation
+    real_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     max_batch_events: int = 500
     max_body_bytes: int = 4 * 1024 * 1024
     max_wait_seconds: float = 30.0
@@ -281,7 +284,7 @@ async def _principal(
     services = _services(request)
     try:
         principal = await asyncio.to_thread(
-            services.credentials.authenticate, credentials.credentials, now=services.clock()
+            services.credentials.authenticate, credentials.credentials, now=services.real_clock()
         )
     except CredentialError as error:
         raise Problem(401, "unauthenticated", f"Authorization: {error}", headers=challenge) from error
@@ -673,7 +676,7 @@ def _routes(app: FastAPI) -> None:
             audit_record(
                 principal,
                 request_id=request.state.request_id,
-                at=services.clock(),
+                at=services.real_clock(),
                 action="case.read",
                 cases=[case_id],
                 sections=sections,

@@ -119,7 +119,7 @@ def build(
 ) -> Running:
     """The app with its services; Kafka clients start (and the projector runs) in its lifespan."""
     store = store or ReadStore(settings.api.store).create()
-    codec = Codec()
+    codec = Codec(clock=clock) if clock else Codec()
     wire = Wire(codec, directory=key_directory(settings), keys=keys)
     writer = NationalSystems(wire, keys, signer_of=signer_source(settings))
     run_projector = settings.api.projector if projector is None else projector
