@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test lint broker-provision clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml connectors/dashboard/assets/package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	npm ci --prefix connectors/dashboard/assets --no-audit --no-fund --ignore-scripts --loglevel=error
+	$(BIN)/python -m connectors.dashboard.vendor
 	@touch $@
 
 install: $(BIN)/.installed

@@ -139,6 +139,21 @@ class Credentials:
             raise CredentialError("the credential has expired")
         return Principal(row.credential_id, row.country, Role(row.role), row.agency)
 
+    def active(self, credential_id: str, *, now: datetime | None = None) -> Principal:
+        """The principal of a credential authenticated before (a dashboard session), if it still
+        holds: revoking or expiry ends every session made with it."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(credentials).where(credentials.c.credential_id == credential_id)
+            ).first()
+        if row is None:
+            raise CredentialError("unknown credential")
+        if row.revoked_at is not None:
+            raise CredentialError("the credential was revoked")
+        if _aware(row.expires_at) <= (now or datetime.now(UTC)):
+            raise CredentialError("the credential has expired")
+        return Principal(row.credential_id, row.country, Role(row.role), row.agency)
+
     def revoke(self, credential_id: str, *, now: datetime | None = None) -> bool:
         with self.engine.begin() as connection:
             result = connection.execute(

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from connectors.api.app import Outgoing, Services, create_app
 from connectors.api.audit import AuditLog
 from connectors.api.credentials import Credentials
+from connectors.dashboard.routes import mount as mount_dashboard
 from connectors.readstore.projector import Projector
 from connectors.readstore.store import ReadStore
 from hub.agreements import load_agreements
@@ -163,7 +164,9 @@ def build(
             await publisher.stop()
             log.info("api_stopped")
 
-    return Running(create_app(services, lifespan=lifespan), services, store)
+    app = create_app(services, lifespan=lifespan)
+    mount_dashboard(app, services, status_dir=settings.processor.status_dir)
+    return Running(app, services, store)
 
 
 def _report(task: asyncio.Task[None]) -> None:

@@ -19,7 +19,7 @@ from hub.codec import Codec
 from hub.errors import InvalidEvent
 from hub.headers import header_map
 from hub.kafka import topic_partitions
-from hub.topics import ACCEPTED_EVENTS, AUDIT, REGIONAL_STATS, alerts, focal_inbox, nrm_receipts
+from hub.topics import ACCEPTED_EVENTS, AUDIT, DEADLETTER, REGIONAL_STATS, alerts, focal_inbox, nrm_receipts
 from projections.cases.fold import evolve
 from projections.stats.publication import from_document
 
@@ -29,7 +29,7 @@ _PREFIX = "org.lintas."
 
 
 def projected_topics(countries: Iterable[str]) -> list[str]:
-    names = [ACCEPTED_EVENTS, AUDIT, REGIONAL_STATS]
+    names = [ACCEPTED_EVENTS, AUDIT, REGIONAL_STATS, DEADLETTER]
     for country in countries:
         names += [nrm_receipts(country), focal_inbox(country), alerts(country)]
     return names
@@ -77,6 +77,8 @@ class Applier:
                 self._audit(connection, record)
             elif topic == REGIONAL_STATS:
                 self._publication(connection, record)
+            elif topic == DEADLETTER:
+                self._dead_letter(connection, record)
             elif topic.endswith(".receipts"):
                 self._receipt(connection, record)
             elif topic.endswith(".inbox"):
@@ -171,6 +173,36 @@ class Applier:
                 connection,
                 {"request_id": entry["request_id"], "case_id": case_id, "record": record.value.decode()},
             )
+
+    def _dead_letter(self, connection: Connection, record: Any) -> None:
+        headers = [(name, bytes(value or b"")) for name, value in record.headers or ()]
+        named = header_map(headers)
+
+        def text(name: str) -> str | None:
+            value = named.get(name)
+            return None if value is None else value.decode(errors="replace")
+
+        def number(name: str) -> int | None:
+            value = text(name)
+            return int(value) if value is not None and value.isdigit() else None
+
+        self.store.add_dead_letter(
+            connection,
+            {
+                "reason": text("lintas_error_code") or "unknown",
+                "error": text("lintas_error") or "",
+                "key": None if record.key is None else record.key.decode(errors="replace")[:200],
+                "source_topic": text("lintas_source_topic"),
+                "source_partition": number("lintas_source_partition"),
+                "source_offset": number("lintas_source_offset"),
+                "logged_at": _moment(record.timestamp),
+                "value": record.value or b"",
+                "headers": json.dumps([(name, value.hex()) for name, value in headers]),
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+        )
 
     def _publication(self, connection: Connection, record: Any) -> None:
         if record.value is None:

@@ -141,8 +141,43 @@ publications = sa.Table(
     sa.Index("publications_in_order", "logged_at", "partition", "offset"),
 )
 
+#: What the router refused (``lintas.deadletter``): the reason, where it came from, and the bytes as
+#: they arrived, kept only to be sent again (never shown: they may hold a person's data).
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    _seq(),
+    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("key", sa.String(200)),
+    sa.Column("source_topic", sa.String(249)),
+    sa.Column("source_partition", sa.Integer),
+    sa.Column("source_offset", sa.BigInteger),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("headers", sa.Text, nullable=False),
+    sa.Column("topic", sa.String(249), nullable=False),
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("offset", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("topic", "partition", "offset", name="dead_letters_position"),
+)
+
 #: The tables a replay rebuilds (credentials live in the same database but are not projections).
-PROJECTION_TABLES = (positions, receipts, inbox, accepted, cases, alerts, audit, publications)
+PROJECTION_TABLES = (positions, receipts, inbox, accepted, cases, alerts, audit, publications, dead_letters)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    seq: int
+    reason: str
+    error: str
+    key: str | None
+    source_topic: str | None
+    source_partition: int | None
+    source_offset: int | None
+    logged_at: datetime
+    value: bytes
+    headers: list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +320,9 @@ class ReadStore:
                 return
         _insert_new(connection, audit, row, ("request_id", "case_id"))
 
+    def add_dead_letter(self, connection: Connection, row: Mapping[str, Any]) -> None:
+        _insert_new(connection, dead_letters, row, ("topic", "partition", "offset"))
+
     def add_publication(self, connection: Connection, row: Mapping[str, Any]) -> None:
         """A publication published twice (the same id) is kept as it was first."""
         _insert_new(connection, publications, row, ("id",))
@@ -424,6 +462,47 @@ class ReadStore:
             row = connection.execute(query).first()
         return None if row is None else _document(row.document)
 
+    def publications(self, limit: int = 24) -> list[dict[str, Any]]:
+        """The documents of the last ``limit`` publications, oldest first."""
+        query = (
+            sa.select(publications.c.document)
+            .order_by(
+                publications.c.logged_at.desc(), publications.c.partition.desc(), publications.c.offset.desc()
+            )
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_document(row.document) for row in reversed(rows)]
+
+    def receipts_by_status(self) -> dict[str, dict[str, int]]:
+        """Receipts counted per sending country and status."""
+        query = sa.select(receipts.c.sender, receipts.c.status, sa.func.count()).group_by(
+            receipts.c.sender, receipts.c.status
+        )
+        found: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as connection:
+            for sender, status, count in connection.execute(query):
+                found.setdefault(sender, {})[status] = int(count)
+        return found
+
+    def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters first."""
+        query = sa.select(dead_letters).order_by(dead_letters.c.seq.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            return [_dead_letter(row) for row in connection.execute(query)]
+
+    def dead_letter(self, seq: int) -> DeadLetter | None:
+        query = sa.select(dead_letters).where(dead_letters.c.seq == seq)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _dead_letter(row)
+
+    def dead_letter_count(self) -> dict[str, int]:
+        query = sa.select(dead_letters.c.reason, sa.func.count()).group_by(dead_letters.c.reason)
+        with self.engine.connect() as connection:
+            return {reason: int(count) for reason, count in connection.execute(query)}
+
     def content(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every projection row without the store's own sequence numbers: two stores built from the
         same log have the same content."""
@@ -485,6 +564,22 @@ def _upsert(
 def _document(text: str) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(text)
     return document
+
+
+def _dead_letter(row: Any) -> DeadLetter:
+    headers = [(name, bytes.fromhex(value)) for name, value in json.loads(row.headers)]
+    return DeadLetter(
+        row.seq,
+        row.reason,
+        row.error,
+        row.key,
+        row.source_topic,
+        row.source_partition,
+        row.source_offset,
+        _aware(row.logged_at),
+        bytes(row.value),
+        headers,
+    )
 
 
 def _inbox_row(row: Any) -> InboxRow:

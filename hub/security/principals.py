@@ -280,7 +280,7 @@ def _transactions(who: str, prefix: str) -> list[Binding]:
 
 def _projected(countries: list[str]) -> list[str]:
     # connectors.readstore.projector.projected_topics, without importing the read store here.
-    names = [topics.ACCEPTED_EVENTS, topics.AUDIT, topics.REGIONAL_STATS]
+    names = [topics.ACCEPTED_EVENTS, topics.AUDIT, topics.REGIONAL_STATS, topics.DEADLETTER]
     for country in countries:
         names += [topics.nrm_receipts(country), topics.focal_inbox(country), topics.alerts(country)]
     return names

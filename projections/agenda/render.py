@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
 from functools import cache
@@ -532,10 +532,25 @@ def to_html(agenda: Agenda, lang: str) -> str:
 # -- PDF -----------------------------------------------------------------------------------------------
 
 
-def to_pdf(agenda: Agenda, lang: str) -> bytes:
-    """The HTML rendered to PDF by WeasyPrint (which needs Pango; fonts through fontconfig)."""
+def to_pdf(agenda: Agenda, lang: str, *, fonts: Sequence[Path] = ()) -> bytes:
+    """The HTML rendered to PDF by WeasyPrint (which needs Pango). ``fonts`` are stylesheets of
+    ``@font-face`` rules (the dashboard's vendored Noto fonts), embedded so that every script renders
+    on a machine that has none of them; without them, fonts come from fontconfig."""
     weasyprint: Any = importlib.import_module("weasyprint")
-    pdf = weasyprint.HTML(string=to_html(agenda, lang)).write_pdf()
+    font_config = importlib.import_module("weasyprint.text.fonts").FontConfiguration()
+    stylesheets = []
+    for sheet in fonts:
+        # @font-face rules of a stylesheet take effect only through the font configuration given to both.
+        base = sheet.parent.resolve().as_uri() + "/"
+        stylesheets.append(weasyprint.CSS(filename=str(sheet), base_url=base, font_config=font_config))
+    pdf = weasyprint.HTML(string=to_html(agenda, lang)).write_pdf(
+        stylesheets=stylesheets, font_config=font_config
+    )
     if not isinstance(pdf, bytes):
         raise TypeError(f"weasyprint returned {type(pdf).__name__}, not bytes")
     return pdf
+
+
+def rendered(agenda: Agenda, lang: str) -> _Document:
+    """The agenda's words in ``lang``, for a page that lays it out itself (the dashboard)."""
+    return _document(agenda, lang)

@@ -1039,3 +1039,12 @@ def to_table(stats: RegionalStatistics, lang: str) -> str:
         *_grid(headings, body, 1),
     ]
     return "\n".join(lines) + "\n"
+
+
+def dimension_label(labels: CodeLabels, dimension: Dimension, value: str) -> str:
+    """A value of a dimension as a reader sees it (a corridor's countries, a code's label)."""
+    return _label(labels, dimension, value)
+
+
+def dimension_heading(labels: CodeLabels, dimension: Dimension) -> str:
+    return _heading(labels, dimension)
