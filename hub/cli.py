@@ -44,6 +44,7 @@ from hub.security.principals import ALERTS, API, ROUTER, STATS, national_system,
 from hub.settings import Settings
 from hub.synthetic import causal_rounds, synthetic_stream
 from hub.topics import ACCEPTED_EVENTS, REGIONAL_STATS, all_topics, focal_inbox, nrm_events, nrm_receipts
+from hub.up import up as up_command
 from hub.wire.codec import Wire
 from hub.wire.evidence import LoggedEvent, Verdict, export_case, verify_evidence
 from hub.wire.national import NationalSystems, hub_signer, key_directory
@@ -79,6 +80,7 @@ app.add_typer(credentials_app, name="credentials")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(acl_app, name="acl")
 app.command("import")(import_command)
+app.command("up")(up_command)
 
 log = structlog.get_logger("lintas.cli")
 
