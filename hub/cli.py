@@ -42,6 +42,7 @@ from hub.schema_registry import default_contract
 from hub.security.cli import acl_app
 from hub.security.principals import ALERTS, API, ROUTER, STATS, national_system, principals
 from hub.settings import Settings
+from hub.simulation.cli import simulate_app
 from hub.synthetic import causal_rounds, synthetic_stream
 from hub.topics import ACCEPTED_EVENTS, REGIONAL_STATS, all_topics, focal_inbox, nrm_events, nrm_receipts
 from hub.up import up as up_command
@@ -79,6 +80,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(acl_app, name="acl")
+app.add_typer(simulate_app, name="simulate")
 app.command("import")(import_command)
 app.command("up")(up_command)
 
