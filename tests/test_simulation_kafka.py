@@ -1,6 +1,7 @@
-"""The simulation against a real broker and the v2 router: a small live plan published through the
-Kafka door (each country's own producer) and the import door (daily export files run through the
-importer), every event answered with one receipt, accepted."""
+"""The simulation against a real broker and the v2 router: small live plans published through the
+Kafka door (each country's own producer), the import door (daily export files run through the
+importer) and the HTTP API (each country's credential), every event answered with one receipt,
+accepted."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from connectors.api.credentials import Role
 from hub.codec import Codec
 from hub.kafka import ensure_topics, read_all
+from hub.simulation.logins import DemoLogins, Login
 from hub.simulation.plan import DOORS, Door, Scheduled, live_plan
-from hub.simulation.run import Doors, ImportDoor, KafkaDoor, RegionWriter, run
+from hub.simulation.run import ApiDoor, Doors, ImportDoor, KafkaDoor, RegionWriter, run
 from hub.topics import all_topics, nrm_receipts
 from hub.worker import RouterWorker
+from tests.apiserver import LiveApi
 from tests.workers import national_systems, v2_router
 
 pytestmark = pytest.mark.kafka
@@ -108,3 +113,51 @@ def test_a_live_plan_through_kafka_and_the_importer_is_accepted_once_each(
     assert set(per_event.values()) == {1}, "one receipt per event"
     refused = [(r.event_type, r.reason_code, r.message) for r in receipts if r.status.value != "Accepted"]
     assert refused == []
+
+
+def test_a_live_plan_through_the_api_is_accepted_once_each(kafka_bootstrap: str, tmp_path: Path) -> None:
+    tag = f"A{uuid.uuid4().hex[:6].upper()}-"
+    now = datetime.now(UTC)
+    full = live_plan(12, now, cases=80, run_tag=tag, horizon=timedelta(0))
+    others = {item.event.envelope.case_id for item in full if item.door is not Door.API}
+    chosen = sorted({item.event.envelope.case_id for item in full} - others)[:CASES]
+    plan = [item for item in full if item.event.envelope.case_id in chosen]
+    assert plan
+    codec = Codec()
+    api = LiveApi(kafka_bootstrap, tmp_path).start()
+    try:
+        logins = DemoLogins(
+            api_url=api.url,
+            dashboard_url=f"{api.url}/",
+            logins=[
+                Login(country=c, role="national-system", token=api.token(c, Role.NATIONAL_SYSTEM), label=c)
+                for c in ("TH", "MY", "PH", "ID")
+            ],
+        )
+
+        async def scenario() -> int:
+            doors = Doors({Door.API: ApiDoor(logins)}, settle=1.0)
+            try:
+                return await asyncio.wait_for(
+                    run(plan, clock=lambda: datetime.now(UTC), doors=doors, stop=asyncio.Event()), STEP
+                )
+            finally:
+                await doors.close()
+
+        assert asyncio.run(scenario()) == len(plan)
+        wanted = {str(item.event.envelope.event_id) for item in plan}
+
+        def receipts() -> list[Any]:
+            records = asyncio.run(
+                read_all(kafka_bootstrap, [nrm_receipts(c) for c in ("MY", "PH", "ID", "TH")])
+            )
+            found = [
+                codec.decode_receipt(r.value) for r in records if r.key is not None and tag.encode() in r.key
+            ]
+            return found if {str(r.event_id) for r in found} >= wanted else []
+
+        found = api.wait_for(receipts, within=STEP)
+        assert Counter(str(r.event_id) for r in found) == Counter(dict.fromkeys(wanted, 1))
+        assert {r.status.value for r in found} == {"Accepted"}
+    finally:
+        api.stop()
