@@ -137,6 +137,11 @@ class Band:
     text_x: float
     text_y: float
 
+    @property
+    def show_figure(self) -> bool:
+        """Written on the band when it has room (every figure is also in the table beside it)."""
+        return not self.withheld and self.width >= 12
+
 
 @dataclass(frozen=True)
 class Node:
@@ -172,27 +177,40 @@ def flows(document: Mapping[str, Any], words: Words, *, width: int = 640) -> Flo
         corridors.append((corridor, left, right, cell["value"], cell["suppressed"]))
     if not corridors:
         return None
-    scale_total = sum(max(value or 0, 1) for *_, value, _ in corridors)
+
+    def weight(value: int | None, suppressed: bool) -> float:
+        # A withheld corridor is drawn thin whatever it holds: its width must not tell its size.
+        return 0.0 if suppressed or value is None else float(value)
+
+    thin = 3.0
     node_gap, top, usable = 10.0, 10.0, 380.0
-    ends: dict[tuple[bool, str], float] = {}
-    for _, left, right, value, _ in corridors:
-        weight = float(max(value or 0, 1))
-        ends[(True, left)] = ends.get((True, left), 0.0) + weight
-        ends[(False, right)] = ends.get((False, right), 0.0) + weight
-    per_person = (usable - node_gap * max(len(ends), 1) / 2) / max(scale_total, 1)
+    ends: dict[tuple[bool, str], tuple[float, int]] = {}
+    for _, left, right, value, suppressed in corridors:
+        for end in ((True, left), (False, right)):
+            total, thins = ends.get(end, (0.0, 0))
+            ends[end] = (
+                total + weight(value, suppressed),
+                thins + (1 if weight(value, suppressed) == 0 else 0),
+            )
+    side_total = max(
+        sum(total for (is_left, _), (total, _) in ends.items() if is_left == side) for side in (True, False)
+    )
+    per_person = usable / max(side_total, 1.0)
     nodes: dict[tuple[bool, str], Node] = {}
     cursor = {True: top, False: top}
-    for (is_left, name), weight in sorted(ends.items(), key=lambda item: (not item[0][0], -item[1])):
-        height = max(weight * per_person, 2.0)
+    for (is_left, name), (total, thins) in sorted(
+        ends.items(), key=lambda item: (not item[0][0], -item[1][0])
+    ):
+        height = max(total * per_person + thins * thin, thin)
         nodes[(is_left, name)] = Node(
             name, 120.0 if is_left else width - 120.0, cursor[is_left], height, is_left
         )
         cursor[is_left] += height + node_gap
     used = dict.fromkeys(nodes, 0.0)
     bands = []
-    for corridor, left, right, value, suppressed in sorted(corridors, key=lambda c: -(c[3] or 0)):
+    for corridor, left, right, value, suppressed in sorted(corridors, key=lambda c: -weight(c[3], c[4])):
         a, b = nodes[(True, left)], nodes[(False, right)]
-        thickness = max(float(max(value or 0, 1)) * per_person, 1.5)
+        thickness = weight(value, suppressed) * per_person or thin
         y0 = a.y + used[(True, left)] + thickness / 2
         y1 = b.y + used[(False, right)] + thickness / 2
         used[(True, left)] += thickness
