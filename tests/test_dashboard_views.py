@@ -3,11 +3,13 @@ withheld cells, and the operator's worker rows."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.dashboard.i18n import Words, negotiate
@@ -19,8 +21,13 @@ from tests.test_stats_publication import sample_document
 WORDS = Words("en")
 
 
+@functools.cache
+def _sample() -> dict[str, Any]:
+    return sample_document()
+
+
 def _flows_document(cells: list[tuple[str, int | None, bool]]) -> dict[str, Any]:
-    document = sample_document()
+    document = copy.deepcopy(_sample())
     document["tables"] = [
         {
             "name": "by_period",
@@ -47,6 +54,7 @@ def _flows_document(cells: list[tuple[str, int | None, bool]]) -> dict[str, Any]
         unique_by=lambda cell: cell[0],
     )
 )
+@settings(deadline=None)
 def test_a_withheld_corridor_is_drawn_thin_and_the_others_in_proportion(
     cells: list[tuple[str, int, bool]],
 ) -> None:
@@ -85,6 +93,7 @@ def test_timeliness_rows_follow_the_publications_in_order() -> None:
 
 
 @given(st.integers(0, 2**16))
+@settings(deadline=None, max_examples=30)
 def test_the_backlog_counts_each_open_case_once_per_partner(seed: int) -> None:
     states = list(fold(stream(seed, cases=30)).values())
     for country in ("TH", "MM", "LA"):
