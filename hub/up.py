@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -55,8 +55,8 @@ if TYPE_CHECKING:
 
 #: The countries whose focal points get a demo login: those of the shipped corridors' simulation.
 DEMO_COUNTRIES = ("TH", "MM", "KH", "LA", "VN", "MY", "ID", "PH", "CN", "JP")
-#: A regional or operator credential still names a country: the ASEAN Secretariat sits in Jakarta,
-#: and the pilot hub is run from Bangkok.
+#: A regional or operator credential still names a country: the ASEAN Secretariat's (Jakarta),
+#: and for the demo's operator that of the first corridors' host.
 REGIONAL_COUNTRY = "ID"
 OPERATOR_COUNTRY = "TH"
 #: Every credential this command issues is labelled so; the next run revokes the earlier ones.
@@ -523,7 +523,7 @@ class _Run:
     supervisor: Supervisor | None = None
     broker: LocalKafka | None = None
     clock: ClockSettings | None = None
-    failed: Child | None = field(default=None)
+    failed: Child | None = None
 
     def shutdown(self) -> None:
         if self.stop.requested.is_set():
@@ -600,12 +600,12 @@ def _start(run: _Run, *, port: int, fresh: bool, speed: float, simulation: bool,
     _end_orphans(layout.health, console)
     if not _port_free(host, port):
         raise ConfigError(f"--port: {host}:{port} is in use")
+    given = run.bootstrap_servers or settings.bootstrap_servers
     if fresh:
-        _wipe(run)
+        wipe(settings, layout, console, external=given is not None)
     shutil.rmtree(layout.health, ignore_errors=True)
     layout.health.mkdir(parents=True, exist_ok=True)
 
-    given = run.bootstrap_servers or settings.bootstrap_servers
     if given is None:
         broker = cli._local_broker(settings)
         if _broker_running(broker):
@@ -636,24 +636,24 @@ def _start(run: _Run, *, port: int, fresh: bool, speed: float, simulation: bool,
     _banner(console, layout, bootstrap, dashboard_url, api_url, logins, run.clock)
 
 
-def _wipe(run: _Run) -> None:
+def wipe(settings: Settings, layout: Layout, console: Console, *, external: bool) -> None:
+    """``--fresh``: stop the embedded broker and delete its home (unless the cluster is
+    ``external``), the read store and the key store, and the saved simulated time."""
     from hub import cli
 
-    settings, console = run.settings, run.console
     for location, what in ((settings.api.store, "read store"), (settings.keys.store, "key store")):
         if _is_url(location):
             raise ConfigError(f"--fresh: the {what} is {location.split('@')[-1]}; wipe it there")
-    if not (run.bootstrap_servers or settings.bootstrap_servers):
-        broker = cli._local_broker(settings)
-        if broker.stop():
+    if external:
+        console.print("--fresh: the cluster given by --bootstrap-servers keeps its data")
+    else:
+        if cli._local_broker(settings).stop():
             console.print("stopped the running embedded broker")
         _remove_broker_home(settings.broker.home)
-    else:
-        console.print("--fresh: the cluster given by --bootstrap-servers keeps its data")
     _remove_store(settings.api.store)
     _remove_store(settings.keys.store)
-    run.layout.clock.unlink(missing_ok=True)
-    console.print(f"wiped the broker's data, the read store and the key store under {run.layout.state}")
+    layout.clock.unlink(missing_ok=True)
+    console.print(f"wiped the broker's data, the read store and the key store under {layout.state}")
 
 
 def _issue_logins(

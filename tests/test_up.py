@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -17,12 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from rich.console import Console
 
 from connectors.api.credentials import Role
 from connectors.readstore.store import ReadStore, receipts
 from hub.agreements import load_directory
 from hub.broker.local import LocalBroker
 from hub.clock import make_clock
+from hub.errors import ConfigError
 from hub.settings import Settings
 from hub.simulation.logins import DemoLogins
 from hub.simulation.plan import DOORS, Door
@@ -36,6 +40,7 @@ from hub.up import (
     hub_children,
     resumed_clock,
     simulation_child,
+    wipe,
 )
 from tests.apiserver import free_port
 
@@ -116,6 +121,58 @@ def test_one_keypress_seen_twice_is_one_stop_and_a_second_press_hurries() -> Non
     stop._first = time.monotonic() - 2  # the second press, two seconds later
     stop(signal.SIGINT, None)
     assert stop.hurry
+
+
+def test_fresh_wipes_the_broker_the_read_store_and_the_key_store_and_nothing_else(tmp_path: Path) -> None:
+    settings = Settings()
+    apply_state_dir(settings, tmp_path, {})
+    wiped = [
+        "broker/secrets/router",
+        "broker/data/meta.properties",
+        "api/read.sqlite",
+        "api/read.sqlite-wal",
+        "keys/keys.sqlite",
+        "keys/keys.sqlite.kek",
+        "up/clock.json",
+    ]
+    kept = ["keys/notes.txt", "api/other.sqlite", "up/logs/router.log"]
+    for name in wiped + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    wipe(settings, Layout(tmp_path), Console(file=io.StringIO()), external=False)
+    assert [name for name in wiped if (tmp_path / name).exists()] == []
+    assert [name for name in kept if not (tmp_path / name).exists()] == []
+
+
+def test_fresh_leaves_a_store_at_a_url_and_a_folder_that_is_no_broker_alone(tmp_path: Path) -> None:
+    settings = Settings()
+    apply_state_dir(settings, tmp_path, {})
+    console = Console(file=io.StringIO())
+    settings.api.store = "postgresql+psycopg://lintas:secret@db/lintas"
+    with pytest.raises(ConfigError, match="read store is db/lintas"):
+        wipe(settings, Layout(tmp_path), console, external=False)
+    settings.api.store = str(tmp_path / "api" / "read.sqlite")
+    (tmp_path / "broker" / "thesis").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="does not look like the embedded broker's home"):
+        wipe(settings, Layout(tmp_path), console, external=False)
+    assert (tmp_path / "broker" / "thesis").is_dir()
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "up", "--port", str(port), "--state-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"--port: 127.0.0.1:{port} is in use" in done.stderr
+    assert not (tmp_path / "broker").exists()
 
 
 # -- the whole hub ------------------------------------------------------------------------------------
