@@ -310,6 +310,7 @@ def test_up_serves_the_hub_until_a_signal_stops_everything_it_started(
     dashboard = up.wait_ready()
     api = dashboard.removesuffix("/ui/")
     assert httpx.get(f"{api}/v1/health", timeout=10).json() == {"status": "ok"}
+    assert httpx.get(dashboard, follow_redirects=True, timeout=10).status_code == 200
 
     logins_file = up.layout.logins
     assert stat.S_IMODE(logins_file.stat().st_mode) == 0o600
