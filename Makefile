@@ -1,10 +1,10 @@
-# The two commands of the README: `make demo` (the hub and its demo on the embedded broker) and
-# `make test`. Both create the virtual environment and fetch Kafka's jars on first use.
+# The two commands of the README: `make up` (the whole hub, its simulation and the dashboard on the
+# embedded broker) and `make test`. Both create the virtual environment and fetch Kafka's jars on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint broker-provision clean
+.PHONY: install up demo test lint broker-provision clean
 
 $(BIN)/.installed: pyproject.toml connectors/dashboard/assets/package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required (set PYTHON=...)")'
@@ -19,6 +19,9 @@ install: $(BIN)/.installed
 
 broker-provision: install
 	$(BIN)/lintas broker provision
+
+up: broker-provision
+	$(BIN)/lintas up
 
 demo: broker-provision
 	$(BIN)/lintas demo
