@@ -194,12 +194,17 @@ def broker_provision() -> None:
 @broker_app.command("start")
 def broker_start(
     nodes: Annotated[
-        int, typer.Option(min=1, help="KRaft nodes: 3 for a cluster that loses one without losing data.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            help="KRaft nodes: 3 for a cluster that loses one without losing data (LINTAS_BROKER__NODES).",
+        ),
+    ] = None,
 ) -> None:
     """Start the local broker (or cluster, or find it running) and print its bootstrap address."""
     settings = Settings()
-    settings.broker.nodes = nodes
+    if nodes is not None:
+        settings.broker.nodes = nodes
     try:
         bootstrap = _bootstrap(settings, None)
     except LintasError as exc:
