@@ -9,6 +9,7 @@ import asyncio
 import io
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -147,6 +148,21 @@ def test_an_alert_appears_live_after_an_event_is_published(
     row.wait_for(timeout=90_000)  # without reloading the page
     assert "fresh" in (row.get_attribute("class") or "")
     shot(page, "alerts-live")
+
+
+def test_the_backlog_moves_without_reloading_the_page(page: Any, api: LiveApi) -> None:
+    sign_in(page, api, "TH", Role.FOCAL_POINT)
+    page.goto(f"{api.url}/ui/inbox")
+    page.evaluate("window.lintasMarker = 'still the same page'")
+    row = page.locator('#backlog tr[data-partner="LA"] td.total')
+    before = int(row.inner_text()) if row.count() else 0
+    case_of(api, "LA", "TH")  # Lao PDR identified a Thai national
+    # Polled from here: the page's policy forbids evaluating strings, which wait_for_function does.
+    deadline = time.monotonic() + 30
+    while not (row.count() and int(row.inner_text()) > before):
+        assert time.monotonic() < deadline, "the backlog did not move"
+        page.wait_for_timeout(250)
+    assert page.evaluate("window.lintasMarker") == "still the same page"
 
 
 def test_burmese_renders_in_its_own_glyphs_not_boxes(page: Any, api: LiveApi) -> None:

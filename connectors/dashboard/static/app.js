@@ -47,3 +47,25 @@ if (live && "EventSource" in window) {
     if (none) none.remove();
   });
 }
+
+// Pages that change as the log moves (the inbox and its backlog, the statistics, operations) are
+// fetched again every few seconds and their content swapped in, unless the reader is working in it.
+const main = document.getElementById("main");
+const every = Number(main && main.dataset.refresh);
+if (every > 0 && "fetch" in window && "DOMParser" in window) {
+  const refresh = async () => {
+    if (document.visibilityState !== "visible" || main.contains(document.activeElement) && document.activeElement !== main) return;
+    try {
+      const answer = await fetch(window.location.href, { credentials: "same-origin", redirect: "error" });
+      if (!answer.ok) return;
+      const fresh = new DOMParser().parseFromString(await answer.text(), "text/html").getElementById("main");
+      if (fresh) {
+        main.replaceChildren(...fresh.childNodes);
+        main.dataset.refreshed = String(Date.now());
+      }
+    } catch (error) {
+      // A missed refresh is retried at the next tick.
+    }
+  };
+  window.setInterval(refresh, every * 1000);
+}
