@@ -78,6 +78,8 @@ class HubNotStarted(LintasError):
 
 # The name of the variable that marks a child as ours in /proc/<pid>/environ.
 _MARK = "LINTAS_PROCESSOR__STATUS_DIR"
+#: Settings of the children that a command joining by hand keeps its own: its logs, its health file.
+_OWN = frozenset({_MARK, "LINTAS_LOG_FORMAT"})
 
 
 # -- where things go ---------------------------------------------------------------------------
@@ -163,6 +165,14 @@ def hub_children(port: int, *, alerts_every: float = 2.0) -> list[ChildSpec]:
 def simulation_child(logins: Path, cases: int | None) -> ChildSpec:
     extra = ("--cases", str(cases)) if cases is not None else ()
     return ChildSpec("simulation", ("simulate", "run", "--logins", str(logins), *extra), may_finish=True)
+
+
+def mass_release_child(logins: Path, people: int) -> ChildSpec:
+    return ChildSpec(
+        "mass-release",
+        ("simulate", "mass-release", "--logins", str(logins), "--people", str(people)),
+        may_finish=True,
+    )
 
 
 STATS_CHILD = ChildSpec("stats", ("stats", "--publish"), periodic=True)
@@ -559,6 +569,12 @@ def up(
     ] = 1440.0,
     simulation: Annotated[bool, typer.Option(help="Run the national systems' simulation.")] = True,
     cases: Annotated[int | None, typer.Option(min=1, help="Cases the simulation creates.")] = None,
+    mass_release: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Also replay a scam-compound release of this many people into Thailand (0: none)."
+        ),
+    ] = 0,
     stats_every: Annotated[
         float, typer.Option(min=1, help="Seconds between publications of the regional statistics.")
     ] = 60.0,
@@ -577,7 +593,15 @@ def up(
     try:
         with _exclusive(layout.lock), stop.installed():
             try:
-                _start(run, port=port, fresh=fresh, speed=speed, simulation=simulation, cases=cases)
+                _start(
+                    run,
+                    port=port,
+                    fresh=fresh,
+                    speed=speed,
+                    simulation=simulation,
+                    cases=cases,
+                    mass_release=mass_release,
+                )
                 if not stop.requested.is_set() and run.failed is None:
                     _watch(run, stats_every)
             finally:
@@ -590,7 +614,16 @@ def up(
     console.print(f"stopped ({stop.signal or 'done'})")
 
 
-def _start(run: _Run, *, port: int, fresh: bool, speed: float, simulation: bool, cases: int | None) -> None:
+def _start(
+    run: _Run,
+    *,
+    port: int,
+    fresh: bool,
+    speed: float,
+    simulation: bool,
+    cases: int | None,
+    mass_release: int = 0,
+) -> None:
     from hub import cli
 
     settings, layout, console = run.settings, run.layout, run.console
@@ -619,10 +652,18 @@ def _start(run: _Run, *, port: int, fresh: bool, speed: float, simulation: bool,
     if run.stop.requested.is_set():
         return
 
-    logins = _issue_logins(settings, layout.logins, api_url, dashboard_url)
     run.clock = resumed_clock(None if fresh else _saved_clock(layout.clock), datetime.now(UTC), speed)
     _save_clock(layout.clock, run.clock)
     env = child_environment(os.environ, settings, layout, run.clock, run.bootstrap_servers)
+    shared = child_environment({}, settings, layout, run.clock, run.bootstrap_servers)
+    logins = _issue_logins(
+        settings,
+        layout.logins,
+        api_url,
+        dashboard_url,
+        # What a command started by hand needs to join this hub (`lintas simulate ... --logins`).
+        environment={k: v for k, v in shared.items() if k.startswith("LINTAS_") and k not in _OWN},
+    )
     run.supervisor = supervisor = Supervisor(layout, env, console)
     if run.broker is not None:
         supervisor.broker_pids = _broker_pids(run.broker)
@@ -633,6 +674,8 @@ def _start(run: _Run, *, port: int, fresh: bool, speed: float, simulation: bool,
         return
     if simulation:
         supervisor.start(simulation_child(layout.logins, cases))
+    if mass_release:
+        supervisor.start(mass_release_child(layout.logins, mass_release))
     _banner(console, layout, bootstrap, dashboard_url, api_url, logins, run.clock)
 
 
@@ -657,7 +700,11 @@ def wipe(settings: Settings, layout: Layout, console: Console, *, external: bool
 
 
 def _issue_logins(
-    settings: Settings, path: Path, api_url: str, dashboard_url: str
+    settings: Settings,
+    path: Path,
+    api_url: str,
+    dashboard_url: str,
+    environment: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str, str]]:
     """Issue the demo credentials (revoking those of earlier runs) and save them to ``path``."""
     from connectors.readstore.store import ReadStore
@@ -684,7 +731,9 @@ def _issue_logins(
             )
     finally:
         store.dispose()
-    DemoLogins(api_url=api_url, dashboard_url=dashboard_url, logins=logins).save(path)
+    DemoLogins(
+        api_url=api_url, dashboard_url=dashboard_url, logins=logins, environment=dict(environment or {})
+    ).save(path)
     return [(login.country, str(login.role), login.token) for login in logins]
 
 

@@ -38,6 +38,7 @@ from hub.up import (
     child_environment,
     demo_credentials,
     hub_children,
+    mass_release_child,
     resumed_clock,
     simulation_child,
     wipe,
@@ -94,6 +95,24 @@ def test_the_simulated_time_carries_on_from_where_the_last_run_stopped() -> None
     assert make_clock(resumed_clock(NOW - timedelta(days=1), NOW, 1440), lambda: NOW)() == NOW
     resumed = resumed_clock(None, NOW, 1440)
     assert make_clock(resumed, lambda: NOW + timedelta(minutes=1))() == NOW + timedelta(days=1)
+
+
+def test_the_mass_release_runs_as_a_child_that_may_finish() -> None:
+    spec = mass_release_child(Path("/state/up/logins.json"), 7000)
+    assert spec.args == ("simulate", "mass-release", "--logins", "/state/up/logins.json", "--people", "7000")
+    assert spec.may_finish
+
+
+def test_a_command_joining_by_hand_takes_the_hub_s_settings_but_keeps_its_own() -> None:
+    logins = DemoLogins(
+        api_url="http://127.0.0.1:8080",
+        dashboard_url="http://127.0.0.1:8080/ui/",
+        logins=[],
+        environment={"LINTAS_CLOCK__SPEED": "1440.0", "LINTAS_API__STORE": "/state/api/read.sqlite"},
+    )
+    environ = {"LINTAS_API__STORE": "/mine.sqlite"}
+    logins.join(environ)
+    assert environ == {"LINTAS_CLOCK__SPEED": "1440.0", "LINTAS_API__STORE": "/mine.sqlite"}
 
 
 def test_demo_logins_cover_every_focal_point_the_api_door_the_region_and_the_operator() -> None:
@@ -342,6 +361,11 @@ def test_up_serves_the_hub_until_a_signal_stops_everything_it_started(
     assert order == sorted(order), "the API first, the router last"
     if before is not None:
         assert cluster_id(state) == before, "a second up keeps the broker's data"
+    # A command started by hand joins this hub: same clock, broker and stores.
+    shared = logins.environment
+    assert shared["LINTAS_BROKER__HOME"] == str(state / "broker")
+    assert {"LINTAS_CLOCK__START", "LINTAS_CLOCK__ORIGIN", "LINTAS_CLOCK__SPEED"} <= set(shared)
+    assert "LINTAS_PROCESSOR__STATUS_DIR" not in shared
 
 
 @pytest.mark.kafka

@@ -47,6 +47,17 @@ def _fail(error: Exception) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _joined(path: Path) -> DemoLogins:
+    """The logins of a running hub, its shared settings taken into this process's environment
+    (before the settings are read): its clock, broker and stores, as ``lintas up`` gave its children."""
+    try:
+        logins = DemoLogins.load(path)
+    except LintasError as exc:
+        raise _fail(exc) from exc
+    logins.join()
+    return logins
+
+
 def _clock(settings: Settings, speed: float | None) -> Clock:
     clock = make_clock(settings.clock)
     return clock if speed is None else make_clock(simulated(clock(), speed))
@@ -141,6 +152,7 @@ def run_command(
     clock reaches it, through its country's door."""
     from hub.cli import _bootstrap  # hub.cli registers this app: imported when run
 
+    login_file = _joined(logins)
     settings = Settings()
     configure_logging(settings.log_format)
     clock = _clock(settings, speed)
@@ -156,7 +168,6 @@ def run_command(
         return live_plan(seed + rounds - 1, now, cases=cases, run_tag=_tag(now), history=history)
 
     try:
-        login_file = DemoLogins.load(logins)
         bootstrap = _bootstrap(settings, bootstrap_servers)
         published = asyncio.run(_publish(settings, bootstrap, login_file, clock, plans))
     except LintasError as exc:
@@ -180,6 +191,7 @@ def mass_release_command(
     returns in waves; prints what was published per home country."""
     from hub.cli import _bootstrap  # hub.cli registers this app: imported when run
 
+    login_file = _joined(logins)
     settings = Settings()
     configure_logging(settings.log_format)
     clock = _clock(settings, speed)
@@ -196,7 +208,6 @@ def mass_release_command(
         return mass_release(seed, start, people=people, host=host.upper(), run_tag=_tag(now))
 
     try:
-        login_file = DemoLogins.load(logins)
         bootstrap = _bootstrap(settings, bootstrap_servers)
         published = asyncio.run(
             _publish(settings, bootstrap, login_file, clock, plans, counts, cases, host=host.upper())

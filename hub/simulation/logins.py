@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.errors import ConfigError
 
@@ -31,6 +31,15 @@ class DemoLogins(BaseModel):
     api_url: str
     dashboard_url: str
     logins: list[Login]
+    #: The settings every process of this hub shares (its clock, stores, broker's home; never a
+    #: secret), so that a command started by hand joins the running hub: :meth:`join`.
+    environment: dict[str, str] = Field(default_factory=dict)
+
+    def join(self, environ: dict[str, str] | None = None) -> None:
+        """Take the hub's shared settings where the environment does not set them itself."""
+        target = os.environ if environ is None else environ
+        for name, value in self.environment.items():
+            target.setdefault(name, value)
 
     def token_of(self, country: str, role: str) -> str:
         """The token of ``country``'s first login of ``role``."""
