@@ -108,6 +108,12 @@ def test_a_case_thread_is_shown_only_after_a_purpose_and_the_read_is_audited(api
         assert "given_name" not in first.text
         token = csrf_of(first.text)
         assert thailand.post(f"/ui/cases/{case_id}", data={"purpose": "x"}).status_code == 403  # no csrf
+        elsewhere = thailand.post(
+            f"/ui/cases/{case_id}",
+            data={"purpose": "x", "csrf": token},
+            headers={"Origin": "https://attacker.example"},
+        )
+        assert elsewhere.status_code == 403
         missing = thailand.post(f"/ui/cases/{case_id}", data={"purpose": " ", "csrf": token})
         assert missing.status_code == 422
         opened = thailand.post(f"/ui/cases/{case_id}", data={"purpose": "preparing the CMM", "csrf": token})

@@ -137,6 +137,9 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Response:
+        if request.method == "POST" and request.url.path.startswith("/ui") and not _same_origin(request):
+            # Besides the cookie's SameSite and the forms' token: a form posted from another site.
+            return Response("cross-site form refused", status_code=403, media_type="text/plain")
         response: Response = await call_next(request)
         if request.url.path.startswith("/ui"):
             response.headers["Content-Security-Policy"] = CSP
@@ -451,6 +454,15 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
 
 
 _PAGE = 50
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser names the page a form was posted from; it must be this site (absent: not a browser)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin in (f"http://{host}", f"https://{host}")
 
 
 def _local(target: str) -> str:
