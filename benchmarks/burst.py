@@ -34,8 +34,7 @@ stages are checked against the pure fold of the accepted events (``stage_mismatc
 Baseline, same broker, same run, before the hub starts: the same encoded events (same bytes, count,
 topics and keys) through the routing benchmark's passthrough (``benchmarks/routing.py``, its
 ``baseline_run`` step by step with its ``OpenBacklog`` and ``TransactionalCopy``: one transaction per
-batch of the worker's ``max_batch``, consume -> produce unchanged, exactly once; only the backlog's
-producer batches less, as a national topic takes at most ``INPUT_MAX_BYTES`` a batch), timed from
+batch of the worker's ``max_batch``, consume -> produce unchanged, exactly once), timed from
 the moment its backlog became readable to its last commit (``per_s_from_visible``) and from its first
 commit to its last (``per_s``). Its clock does not hold the publication, which the hub's does:
 ``ratio`` = hub events/s to the store / baseline events/s from visible, so it flatters the baseline
@@ -98,7 +97,6 @@ from hub.contract import ReceiptStatus
 from hub.events import Event
 from hub.headers import envelope_headers
 from hub.kafka import client_options, producer, publish_events
-from hub.limits import INPUT_MAX_BYTES
 from hub.logging import configure_logging
 from hub.settings import Settings
 from hub.simulation.mass_release import mass_release
@@ -533,11 +531,7 @@ def baseline(rig: Rig, release: Release, tag: str) -> tuple[routing.Timed, float
     inputs = rig.cluster.partitions(pattern=NRM_EVENTS_PATTERN)
     group_id = f"bench-pass-{tag}BURST"
     routing.seed_group(rig.config, group_id, rig.cluster.end_offsets(inputs))
-    # Its backlog producer would batch up to librdkafka's 1 MB, more than a national topic takes
-    # (hub.limits.INPUT_MAX_BYTES): a burst of one country's events fills such batches.
-    backlog = routing.OpenBacklog(
-        {**rig.config, "batch.size": INPUT_MAX_BYTES // 2}, messages, f"bench-backlog-{tag}BURST"
-    )
+    backlog = routing.OpenBacklog(rig.config, messages, f"bench-backlog-{tag}BURST")
     copy = routing.TransactionalCopy(rig.config, group_id)
     try:
         backlog.write()

@@ -92,6 +92,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.agreements import load_agreements
 from hub.broker import local as broker_local
+from hub.limits import INPUT_MAX_BYTES
 
 try:
     from hub.cli import make_router, national_systems
@@ -372,6 +373,8 @@ class OpenBacklog:
                 "transactional.id": transactional_id,
                 "transaction.timeout.ms": 600_000,  # the workers' start-up happens inside it
                 "linger.ms": 5,
+                # librdkafka batches up to 1 MB; a national topic takes at most INPUT_MAX_BYTES a batch.
+                "batch.size": INPUT_MAX_BYTES // 2,
                 "partitioner": "murmur2_random",  # the Java client's, as national systems' would be
             }
         )
