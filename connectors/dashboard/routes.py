@@ -203,17 +203,18 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
 
     # -- focal points -----------------------------------------------------------------------------
 
+    backlogs = _Backlogs(services)
+
     @router.get("/inbox", response_class=HTMLResponse)
     async def inbox(request: Request, cursor: Annotated[int | None, Query(ge=0)] = None) -> Response:
         session = require(request, Role.FOCAL_POINT)
         country = session.principal.country
-        states = await asyncio.to_thread(services.store.case_states, party=country)
         rows = await asyncio.to_thread(_newest_inbox, services, country, cursor)
         return page(
             request,
             "inbox.html",
             session=session,
-            backlog=views.backlog(states.values(), country),
+            backlog=await backlogs.of(country),
             stages=views.OPEN_STAGES,
             rows=rows,
             older=rows[-1].seq if len(rows) == _PAGE else None,
@@ -222,9 +223,7 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
     @router.get("/data/backlog")
     async def backlog_data(request: Request) -> Response:
         session = require(request, Role.FOCAL_POINT)
-        country = session.principal.country
-        states = await asyncio.to_thread(services.store.case_states, party=country)
-        body = views.backlog_json(views.backlog(states.values(), country))
+        body = views.backlog_json(await backlogs.of(session.principal.country))
         body["receipts"] = await asyncio.to_thread(services.store.receipt_seq)
         return JSONResponse(body)
 
@@ -454,6 +453,30 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
 
 
 _PAGE = 50
+
+
+class _Backlogs:
+    """Each country's backlog, computed at most once a second however many pages ask: it folds every
+    open case's state, which is the dashboard's costliest read and shares the process with the
+    projector."""
+
+    FRESH_S = 1.0
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._computed: dict[str, tuple[float, list[views.BacklogRow]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def of(self, country: str) -> list[views.BacklogRow]:
+        loop = asyncio.get_running_loop()
+        async with self._locks.setdefault(country, asyncio.Lock()):
+            found = self._computed.get(country)
+            if found is not None and loop.time() - found[0] < self.FRESH_S:
+                return found[1]
+            states = await asyncio.to_thread(self.services.store.case_states, party=country)
+            rows = views.backlog(states.values(), country)
+            self._computed[country] = (loop.time(), rows)
+            return rows
 
 
 def _same_origin(request: Request) -> bool:
