@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from connectors.api.audit import AuditLog, audit_record
 from connectors.api.credentials import CredentialError, Credentials, Principal, Role
 from connectors.api.problems import FieldProblem, Problem, install, problem_responses, problem_schemas
+from connectors.dashboard.vendor import print_fonts
 from connectors.readstore.store import InboxRow, ReadStore
 from hub.agreements import Agreements
 from hub.crypto.keystore import KeysDestroyed
@@ -490,7 +491,7 @@ def _inbox_item(row: InboxRow) -> InboxItem:
     )
 
 
-def _thread_states(services: Services, country: str, as_of: datetime | None) -> dict[str, CaseState]:
+def thread_states(services: Services, country: str, as_of: datetime | None) -> dict[str, CaseState]:
     if as_of is None:
         return services.store.case_states(party=country)
     known = services.store.case_states(party=country)
@@ -671,7 +672,7 @@ def _routes(app: FastAPI) -> None:
         await _party_to(services, country, case_id)
         if not purpose or not purpose.strip():
             raise Problem(400, "purpose-required", f"{PURPOSE_HEADER}: required to read a case thread")
-        thread, sections = await asyncio.to_thread(_thread, services, country, case_id)
+        thread, sections = await asyncio.to_thread(case_thread, services, country, case_id)
         await services.audit.record(
             audit_record(
                 principal,
@@ -773,11 +774,11 @@ def _routes(app: FastAPI) -> None:
         if corridor is None:
             raise Problem(404, "not-found", f"partner: no agreement joins {principal.country} and {partner}")
         moment = _utc(as_of) or services.clock()
-        states = await asyncio.to_thread(_thread_states, services, principal.country, _utc(as_of))
+        states = await asyncio.to_thread(thread_states, services, principal.country, _utc(as_of))
         try:
             agenda = build_agenda(states, corridor, as_of=moment)
             if format is AgendaFormat.pdf:
-                document = await asyncio.to_thread(to_pdf, agenda, lang)
+                document = await asyncio.to_thread(to_pdf, agenda, lang, fonts=print_fonts(lang))
                 return Response(document, media_type="application/pdf")
             if format is AgendaFormat.html:
                 return HTMLResponse(to_html(agenda, lang))
@@ -882,7 +883,7 @@ async def _waited(
     ]
 
 
-def _thread(services: Services, country: str, case_id: str) -> tuple[CaseThread, list[str]]:
+def case_thread(services: Services, country: str, case_id: str) -> tuple[CaseThread, list[str]]:
     """The case as ``country`` may see it, and the sections read to show it."""
     store = services.store
     state = store.case_state(case_id)

@@ -22,7 +22,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from connectors.api.app import Outgoing, Services, _thread, _thread_states
+from connectors.api.app import Outgoing, Services, case_thread, thread_states
 from connectors.api.audit import audit_record
 from connectors.api.credentials import CredentialError, Role
 from connectors.api.problems import Problem
@@ -209,7 +209,7 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
     async def inbox(request: Request, cursor: Annotated[int | None, Query(ge=0)] = None) -> Response:
         session = require(request, Role.FOCAL_POINT)
         country = session.principal.country
-        rows = await asyncio.to_thread(_newest_inbox, services, country, cursor)
+        rows = await asyncio.to_thread(services.store.inbox_newest, country, before=cursor, limit=_PAGE)
         return page(
             request,
             "inbox.html",
@@ -241,7 +241,7 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
         )
 
     @router.post("/cases/{case_id}", response_class=HTMLResponse)
-    async def case_thread(
+    async def case_read(
         request: Request,
         case_id: Annotated[str, PathParam(max_length=80)],
         purpose: Annotated[str, Form(max_length=200)] = "",
@@ -262,7 +262,7 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
                 thread=None,
                 missing=True,
             )
-        thread, sections = await asyncio.to_thread(_thread, services, session.principal.country, case_id)
+        thread, sections = await asyncio.to_thread(case_thread, services, session.principal.country, case_id)
         request_id = request.state.request_id
         # The audit record first: a read that cannot be recorded is not answered.
         try:
@@ -292,13 +292,13 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
     @router.get("/alerts", response_class=HTMLResponse)
     async def alerts_page(request: Request) -> Response:
         session = require(request, Role.FOCAL_POINT)
-        found = await asyncio.to_thread(_newest_alerts, services, session.principal.country)
+        found = await asyncio.to_thread(services.store.alerts_newest, session.principal.country)
         return page(
             request,
             "alerts.html",
             session=session,
-            alerts=found,
-            after=max((a["seq"] for a in found), default=0),
+            alerts=[{"seq": alert.seq, **alert.record} for alert in found],
+            after=max((alert.seq for alert in found), default=0),
         )
 
     @router.get("/alerts/stream", response_class=EventSourceResponse)
@@ -339,7 +339,7 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
         corridor = services.agreements.corridor(country, partner)
         if corridor is None:
             raise _Refused(404, "not_found")
-        states = await asyncio.to_thread(_thread_states, services, country, None)
+        states = await asyncio.to_thread(thread_states, services, country, None)
         return build_agenda(states, corridor, as_of=services.clock())
 
     @router.get("/agendas/{partner}", response_class=HTMLResponse)
@@ -393,7 +393,7 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
     @router.get("/operator", response_class=HTMLResponse)
     async def operator(request: Request, redriven: int | None = None, topic: str | None = None) -> Response:
         session = require(request, Role.OPERATOR)
-        bodies = await asyncio.to_thread(views.read_health_files, status_dir)
+        bodies = await asyncio.to_thread(_health_files, status_dir)
         letters = await asyncio.to_thread(services.store.dead_letters, limit=100)
         receipts = await asyncio.to_thread(services.store.receipts_by_status)
         statuses = sorted({s for counts in receipts.values() for s in counts})
@@ -518,33 +518,17 @@ def _summary(services: Services, state: Any) -> dict[str, Any]:
     }
 
 
-def _newest_inbox(services: Services, country: str, before: int | None) -> list[Any]:
-    """The newest page of the inbox (the store pages oldest first, by cursor)."""
-    import sqlalchemy as sa
-
-    from connectors.readstore.store import _inbox_row, inbox
-
-    query = sa.select(inbox).where(inbox.c.country == country)
-    if before is not None:
-        query = query.where(inbox.c.seq < before)
-    query = query.order_by(inbox.c.seq.desc()).limit(_PAGE)
-    with services.store.engine.connect() as connection:
-        return [_inbox_row(row) for row in connection.execute(query)]
-
-
-def _newest_alerts(services: Services, country: str, limit: int = 100) -> list[dict[str, Any]]:
-    import sqlalchemy as sa
-
-    from connectors.readstore.store import alerts
-
-    query = (
-        sa.select(alerts.c.seq, alerts.c.record)
-        .where(alerts.c.country == country)
-        .order_by(alerts.c.seq.desc())
-        .limit(limit)
-    )
-    with services.store.engine.connect() as connection:
-        return [{"seq": row.seq, **json.loads(row.record)} for row in connection.execute(query)]
+def _health_files(folder: Path | None) -> list[tuple[str, dict[str, Any]]]:
+    """The workers' health files in ``folder`` (LINTAS_PROCESSOR__STATUS_DIR), by worker."""
+    if folder is None or not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            found.append((path.stem, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue  # being replaced at this moment, or not a health file
+    return found
 
 
 def _alert_row(words: Words, seq: int, record: dict[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from connectors.dashboard.i18n import Words
@@ -313,16 +311,3 @@ def worker_rows(
             )
         )
     return sorted(rows, key=lambda row: row.name)
-
-
-def read_health_files(folder: Path | None) -> list[tuple[str, dict[str, Any]]]:
-    """The health files in ``folder`` (the one I/O of this module: a directory listing)."""
-    if folder is None or not folder.is_dir():
-        return []
-    found = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            found.append((path.stem, json.loads(path.read_text())))
-        except (OSError, ValueError):
-            continue
-    return found

@@ -462,6 +462,25 @@ class ReadStore:
             row = connection.execute(query).first()
         return None if row is None else _document(row.document)
 
+    def inbox_newest(self, country: str, *, before: int | None = None, limit: int = 50) -> list[InboxRow]:
+        """A page of ``country``'s inbox, newest first (the API pages oldest first, by cursor)."""
+        query = sa.select(inbox).where(inbox.c.country == country)
+        if before is not None:
+            query = query.where(inbox.c.seq < before)
+        query = query.order_by(inbox.c.seq.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            return [_inbox_row(row) for row in connection.execute(query)]
+
+    def alerts_newest(self, country: str, *, limit: int = 100) -> list[StoredAlert]:
+        query = (
+            sa.select(alerts).where(alerts.c.country == country).order_by(alerts.c.seq.desc()).limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [
+                StoredAlert(row.seq, row.country, row.alert_id, row.case_id, json.loads(row.record))
+                for row in connection.execute(query)
+            ]
+
     def publications(self, limit: int = 24) -> list[dict[str, Any]]:
         """The documents of the last ``limit`` publications, oldest first."""
         query = (
