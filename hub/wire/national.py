@@ -11,6 +11,7 @@ from hub.contract import DataCategory
 from hub.crypto.keystore import KeysDestroyed, KeyStore
 from hub.crypto.policy import SEALED_CATEGORIES
 from hub.crypto.signing import KeyDirectory, Signer, demo_signer, load_key_directory
+from hub.errors import ConfigError
 from hub.events import Event
 from hub.minimise import minimise
 from hub.settings import Settings
@@ -70,5 +71,5 @@ def hub_signer(settings: Settings) -> Signer:
     if path is not None:
         return Signer.load(path)
     if not settings.keys.allow_demo:
-        raise ValueError("keys.hub_key: required when demo keys are not allowed (LINTAS_KEYS__HUB_KEY)")
+        raise ConfigError("keys.hub_key: required when demo keys are not allowed (LINTAS_KEYS__HUB_KEY)")
     return demo_signer(HUB_SIGNER)
