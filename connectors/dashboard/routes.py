@@ -132,7 +132,7 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
 
     @app.exception_handler(_Refused)
     async def _refused(request: Request, error: _Refused) -> Response:
-        template = "not_found.html" if error.status == 404 else "forbidden.html"
+        template = {404: "not_found.html", 503: "unavailable.html"}.get(error.status, "forbidden.html")
         return page(request, template, status=error.status, values=error.values)
 
     @app.middleware("http")
@@ -278,7 +278,7 @@ def mount(app: FastAPI, services: Services, *, status_dir: Path | None = None) -
                 )
             )
         except Problem:
-            raise _Refused(503, "forbidden", role=session.principal.role.value) from None
+            raise _Refused(503, "unavailable") from None
         return page(
             request,
             "case.html",
