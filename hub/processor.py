@@ -271,6 +271,7 @@ class TransactionalProcessor(ABC):
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._assigned: list[TopicPartition] = []
+        self._lags: dict[tuple[str, int], int] = {}
         self._split_since: float | None = None
         self._resubscribed = 0.0
         self._failures: dict[Coordinates, Failure] = {}
@@ -344,6 +345,11 @@ class TransactionalProcessor(ABC):
                     "max.poll.interval.ms": max(config.session_timeout_ms, 300_000),
                     "topic.metadata.refresh.interval.ms": config.metadata_refresh_ms,
                     "fetch.max.bytes": 64 * 1024 * 1024,
+                    # The lag in the health file comes from librdkafka's own statistics, not from
+                    # calls that take its locks: those could block the processing thread for a minute
+                    # while a broker is down (seen once when the controller was killed).
+                    "statistics.interval.ms": LAG_EVERY_MS,
+                    "stats_cb": self._on_stats,
                 }
             )
         )
@@ -944,17 +950,41 @@ class TransactionalProcessor(ABC):
         }
 
     def lag(self) -> dict[str, int]:
-        """Messages behind the end of each assigned input partition (from the last fetch)."""
-        consumer = self._consumer
-        if consumer is None or not self._assigned:
-            return {}
-        lags: dict[str, int] = {}
-        with contextlib.suppress(KafkaException, RuntimeError):
-            for tp in consumer.position(self._assigned):
-                _, high = consumer.get_watermark_offsets(tp, cached=True)
-                if high >= 0 and tp.offset >= 0:
-                    lags[f"{tp.topic}[{tp.partition}]"] = max(0, high - tp.offset)
-        return lags
+        """Messages behind the end of each assigned input partition, as librdkafka's last statistics
+        (every ``LAG_EVERY_MS``) saw them."""
+        assigned = {(tp.topic, tp.partition) for tp in self._assigned}
+        return {
+            f"{topic}[{partition}]": lag
+            for (topic, partition), lag in self._lags.items()
+            if (topic, partition) in assigned
+        }
+
+    def _on_stats(self, text: str) -> None:
+        # Called by librdkafka from within consume(): parses only, makes no call on a client.
+        self._lags = partition_lags(text)
+
+
+#: How often librdkafka reports its statistics, the lag in the health files among them.
+LAG_EVERY_MS = 5000
+
+
+def partition_lags(statistics: str) -> dict[tuple[str, int], int]:
+    """Each partition's consumer lag in a librdkafka statistics document (unknown ones left out)."""
+    try:
+        document = json.loads(statistics)
+    except ValueError:
+        return {}
+    lags: dict[tuple[str, int], int] = {}
+    for topic, body in (document.get("topics") or {}).items():
+        for partition, figures in (body.get("partitions") or {}).items():
+            if partition == "-1":
+                continue
+            high, read = figures.get("hi_offset", -1), figures.get("app_offset", -1)
+            # What was handed to the processor, else what the group committed (consumer_lag).
+            lag = high - read if high >= 0 and read >= 0 else figures.get("consumer_lag", -1)
+            if isinstance(lag, int) and lag >= 0:
+                lags[(topic, int(partition))] = lag
+    return lags
 
 
 def _retrying(call: Callable[[], None], attempts: int = 10) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from hub.contract import ReceiptStatus, VictimIdentified
 from hub.events import parse_event
 from hub.headers import header_map
 from hub.kafka import ensure_topics, producer, publish_events, read_all
+from hub.processor import partition_lags
 from hub.routing import Router
 from hub.topics import all_topics, focal_inbox, nrm_receipts
 from hub.worker import RouterWorker
@@ -210,3 +212,47 @@ def test_a_claim_that_does_not_come_back_is_read_again_and_its_event_routed(kafk
     reread, accepted = asyncio.run(scenario())
     assert reread >= 1
     assert accepted == 1
+
+
+def test_the_health_lag_comes_from_librdkafka_s_statistics_for_every_assigned_partition(
+    kafka_bootstrap: str,
+) -> None:
+    async def scenario() -> dict[str, int]:
+        await ensure_topics(kafka_bootstrap, all_topics(["TH", "MM"]), partitions=6)
+        group = f"test-lag-{uuid.uuid4().hex[:8]}"
+        codec = Codec(clock=lambda: NOW)
+        async with running_router(kafka_bootstrap, codec, group, "0") as worker:
+            kafka_producer = producer(kafka_bootstrap)
+            await kafka_producer.start()
+            try:
+                await publish_events(kafka_producer, codec, [identified("TH", "MM", f"TH-{group}")])
+            finally:
+                await kafka_producer.stop()
+            await routed(worker, 1, "the event was not routed")
+            deadline = asyncio.get_running_loop().time() + STEP
+            while not worker.lag():
+                assert asyncio.get_running_loop().time() < deadline, "no statistics reached the worker"
+                await asyncio.sleep(0.2)
+            assigned = {f"{tp.topic}[{tp.partition}]" for tp in worker._assigned}
+            lag = worker.lag()
+            assert set(lag) <= assigned
+            return lag
+
+    lag = asyncio.run(scenario())
+    assert all(value >= 0 for value in lag.values())
+    assert any(name.startswith("lintas.nrm.th.events[") for name in lag)
+
+
+def test_partition_lags_reads_librdkafka_s_statistics_and_skips_the_unknown() -> None:
+    partitions = {
+        "0": {"hi_offset": 10, "app_offset": 7, "consumer_lag": 9},
+        "1": {"hi_offset": 5, "app_offset": -1, "consumer_lag": 2},
+        "2": {"hi_offset": 5, "app_offset": -1, "consumer_lag": -1},
+        "-1": {"consumer_lag": 0},
+    }
+    document = {"topics": {"lintas.nrm.th.events": {"partitions": partitions}}}
+    assert partition_lags(json.dumps(document)) == {
+        ("lintas.nrm.th.events", 0): 3,
+        ("lintas.nrm.th.events", 1): 2,
+    }
+    assert partition_lags("not json") == {}
