@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError as AIOKafkaError
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from hub.broker.local import LocalCluster
@@ -229,11 +229,29 @@ def backlog(bootstrap: str, group: str, topics: Sequence[str], partitions: int) 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         parts = [TopicPartition(topic, p) for topic in topics for p in range(partitions)]
-        committed = consumer.committed(parts, timeout=30)
+        committed = _committed(consumer, parts)
         ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
     finally:
         consumer.close()
     return sum(end - max(0, tp.offset) for tp, end in zip(committed, ends, strict=True))
+
+
+def _committed(consumer: Consumer, parts: list[TopicPartition], within: float = 60.0) -> Any:
+    """The group's committed offsets; a cluster just started may still be loading its coordinators
+    (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS): asked again until ``within``."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return consumer.committed(parts, timeout=30)
+        except KafkaException as error:
+            retriable = error.args[0].code() in (
+                KafkaError.NOT_COORDINATOR,
+                KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                KafkaError.COORDINATOR_NOT_AVAILABLE,
+            )
+            if not retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def probe_writes(bootstrap: str, topic: str, partitions: int, within_ms: int = 5000) -> dict[int, str]:
